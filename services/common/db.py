@@ -1,0 +1,69 @@
+"""Database engine, sessions, migrations and the owner filter every query goes through.
+
+SQLite under the data folder by default; PostgreSQL (or anything SQLAlchemy speaks) through
+`DATABASE_URL`. Each service owns its tables and its own Alembic history, kept in a
+per-service version table so several services can share one database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel.sql.expression import SelectOfScalar
+
+from services.common.settings import BaseServiceSettings
+
+T = TypeVar("T", bound=SQLModel)
+
+
+def create_db_engine(settings: BaseServiceSettings) -> Engine:
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+            # WAL lets readers proceed during a write; foreign keys are off by default.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One unit of work: committed on success, rolled back whole on any error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def owned(statement: SelectOfScalar[T], model: type[T], owner_id: str) -> SelectOfScalar[T]:
+    """Restrict a select to the caller's rows; every tenant-owned query goes through here."""
+    return statement.where(model.owner_id == owner_id)  # type: ignore[attr-defined]
+
+
+def run_migrations(engine: Engine, migrations_dir: Path, version_table: str) -> None:
+    """Bring one service's tables to head (the 'prestart' step)."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.attributes["connection_engine"] = engine
+    config.attributes["version_table"] = version_table
+    command.upgrade(config, "head")

@@ -1,0 +1,39 @@
+"""Async gRPC channels with a default deadline and trace propagation.
+
+The OpenTelemetry interceptors write W3C `traceparent` into call metadata, so the callee's
+spans join the caller's trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc.aio import ClientCallDetails, UnaryUnaryClientInterceptor
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+
+class DefaultDeadline(UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Give every call a deadline unless the caller set one: a stuck peer must not hang us."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[ClientCallDetails, Any], Awaitable[Any]],
+        client_call_details: ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        if client_call_details.timeout is None:
+            client_call_details = client_call_details._replace(timeout=self._seconds)
+        return await continuation(client_call_details, request)
+
+
+def aio_channel(address: str, *, deadline_seconds: float) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        address,
+        interceptors=[DefaultDeadline(deadline_seconds), *aio_client_interceptors()],
+        options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)],
+    )
