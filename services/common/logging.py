@@ -26,7 +26,8 @@ _SECRET_VALUE_PATTERN = re.compile(
     r"eyJ[\w-]+\.[\w-]+\.[\w-]*"
     r"|fl(?:k|r)_[\w-]+"
     r"|(?i:bearer)\s+[\w.~+/=-]+"
-    r"|(?<=[?&](?:code|state)=)[^&\s\"']+"
+    r"|(?<=[?&]code=)[^&\s\"']+"
+    r"|(?<=[?&]state=)[^&\s\"']+"
 )
 
 

@@ -1,0 +1,3 @@
+from services.auth.server import main
+
+main()

@@ -1,0 +1,52 @@
+"""Settings of the auth service (on top of the shared ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+from services.common.settings import BaseServiceSettings
+
+
+class OAuthProviderConfig(BaseModel):
+    """One login provider. `preset` fills in endpoints for Google and GitHub."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    display_name: str | None = None
+    preset: Literal["oidc", "google", "github"] = "oidc"
+    discovery_url: str | None = None  # any OpenID provider, by its discovery document
+    client_id: str
+    client_secret: SecretStr
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _needs_discovery(self) -> OAuthProviderConfig:
+        if self.preset == "oidc" and not self.discovery_url:
+            raise ValueError(f"OAuth provider '{self.name}' needs a discovery_url")
+        return self
+
+
+class AuthSettings(BaseServiceSettings):
+    auth_grpc_bind: str = "127.0.0.1:50051"
+
+    access_token_ttl_seconds: int = Field(900, ge=30, le=86_400)
+    refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=300)
+    jwt_issuer: str = "forgeline"
+    # PEM of an Ed25519 key. Unset: one is generated once under the data folder.
+    auth_jwt_private_key: SecretStr | None = None
+
+    # Lockout: after `max_failed_logins` misses, wait base * 2^(extra misses), capped.
+    max_failed_logins: int = 5
+    lockout_base_seconds: int = 30
+    lockout_max_seconds: int = 900
+
+    # JSON list of OAuthProviderConfig, e.g.
+    # [{"name":"google","preset":"google","client_id":"...","client_secret":"..."}]
+    oauth_providers: list[OAuthProviderConfig] = Field(default_factory=list)
+    oauth_state_ttl_seconds: int = 600
+
+    @property
+    def jwt_key_file(self) -> Path:
+        return self.data_dir / "auth" / "jwt_ed25519.pem"
