@@ -69,7 +69,11 @@ def setup_logging(service: str, level: str = "INFO") -> None:
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            lambda _, __, ev: {"service": service, **ev},
+            # uvicorn adds an ANSI-coloured copy of each message; JSON readers want one.
+            lambda _, __, ev: {
+                "service": service,
+                **{k: v for k, v in ev.items() if k != "color_message"},
+            },
             _redact_processor,
             structlog.processors.JSONRenderer(),
         ],

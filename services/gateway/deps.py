@@ -1,0 +1,74 @@
+"""Dependencies routes declare: settings, the auth client, and who is calling."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from forgeline.v1 import auth_pb2
+
+from services.common.errors import PermissionDenied, Unauthenticated
+from services.gateway.clients import AuthClient
+from services.gateway.settings import GatewaySettings
+from services.gateway.token_cache import TokenCache
+
+# auto_error=False: we answer missing credentials with our own error envelope.
+_bearer = HTTPBearer(auto_error=False, description="An access token or a personal API key.")
+
+
+def get_settings(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+def get_auth(request: Request) -> AuthClient:
+    client: AuthClient = request.app.state.auth
+    return client
+
+
+def get_token_cache(request: Request) -> TokenCache:
+    cache: TokenCache = request.app.state.token_cache
+    return cache
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+AuthDep = Annotated[AuthClient, Depends(get_auth)]
+TokenCacheDep = Annotated[TokenCache, Depends(get_token_cache)]
+
+
+def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    if credentials is None or not credentials.credentials:
+        raise Unauthenticated(
+            "not_authenticated", "Sign in, or send an API key as 'Authorization: Bearer <key>'."
+        )
+    if len(credentials.credentials) > 4096:
+        raise Unauthenticated("token_invalid", "The access token is not valid.")
+    return credentials.credentials
+
+
+BearerToken = Annotated[str, Depends(bearer_token)]
+
+
+async def current_principal(
+    token: BearerToken, auth: AuthDep, cache: TokenCacheDep
+) -> auth_pb2.Principal:
+    principal = cache.get(token)
+    if principal is None:
+        principal = await auth.validate(token)
+        cache.put(token, principal)
+    return principal
+
+
+CurrentPrincipal = Annotated[auth_pb2.Principal, Depends(current_principal)]
+
+
+def admin_principal(principal: CurrentPrincipal) -> auth_pb2.Principal:
+    if "admin" not in principal.scopes:
+        raise PermissionDenied("admin_required", "Only an administrator can do this.")
+    return principal
+
+
+AdminPrincipal = Annotated[auth_pb2.Principal, Depends(admin_principal)]

@@ -1,0 +1,75 @@
+"""Assemble the gateway: state built once in the lifespan, then middleware, errors, routers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from services.common.logging import setup_logging
+from services.common.telemetry import setup_telemetry, shutdown_telemetry
+from services.gateway.clients import AuthClient
+from services.gateway.errors import install_error_handlers
+from services.gateway.middleware import AccessLog, BodySizeLimit
+from services.gateway.routes import admin, api_keys, auth, health, me, oauth
+from services.gateway.settings import GatewaySettings
+from services.gateway.token_cache import TokenCache, listen_for_revocations
+
+API_PREFIX = "/api/v1"
+WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+    for module in (auth, oauth, me, api_keys, admin):
+        router.include_router(module.router)
+    return router
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    setup_logging("gateway", settings.log_level)
+    setup_telemetry("gateway", settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.auth = AuthClient(
+            settings.auth_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+        )
+        app.state.token_cache = TokenCache(settings.auth_cache_ttl_seconds)
+        listener = asyncio.create_task(
+            listen_for_revocations(app.state.token_cache, settings.redis_url)
+        )
+        try:
+            yield
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await app.state.auth.close()
+            shutdown_telemetry()
+
+    app = FastAPI(
+        title="Forgeline API",
+        version="1",
+        description="Fine-tune, deploy and chat with open LLMs. Errors are always "
+        '`{"error": {"code", "message"}}`.',
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(api_router())
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AccessLog)
+    if settings.otel_exporter != "none":
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz")
+    if WEB_DIST.is_dir():  # the web client, once built (make run builds it)
+        app.mount("/", StaticFiles(directory=WEB_DIST, html=True), name="web")
+    return app

@@ -1,0 +1,43 @@
+"""Personal API keys: create (shown once), list, revoke."""
+
+from fastapi import APIRouter, Path, Response, status
+
+from services.gateway.deps import AuthDep, CurrentPrincipal, TokenCacheDep
+from services.gateway.openapi import ERRORS
+from services.gateway.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeysPublic
+
+router = APIRouter(prefix="/api-keys", tags=["api-keys"])
+
+
+@router.post(
+    "",
+    response_model=ApiKeyCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=ERRORS(401, 422),
+)
+async def create_api_key(
+    body: ApiKeyCreate, principal: CurrentPrincipal, auth: AuthDep
+) -> ApiKeyCreated:
+    """Create a key. The response holds the whole key, shown this once only."""
+    created = await auth.create_api_key(principal.user.id, body.name, list(body.scopes))
+    public = ApiKeyPublic.from_proto(created.key)
+    return ApiKeyCreated(**public.model_dump(), key=created.secret)
+
+
+@router.get("", response_model=ApiKeysPublic, responses=ERRORS(401))
+async def list_api_keys(principal: CurrentPrincipal, auth: AuthDep) -> ApiKeysPublic:
+    keys = [ApiKeyPublic.from_proto(k) for k in (await auth.list_api_keys(principal.user.id)).keys]
+    return ApiKeysPublic(data=keys, count=len(keys))
+
+
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS(401, 404))
+async def revoke_api_key(
+    principal: CurrentPrincipal,
+    auth: AuthDep,
+    cache: TokenCacheDep,
+    key_id: str = Path(max_length=64),
+) -> Response:
+    """Revoke a key; it stops working at once."""
+    await auth.revoke_api_key(principal.user.id, key_id)
+    cache.clear()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,19 @@
+"""Settings of the gateway (on top of the shared ones)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.common.settings import BaseServiceSettings
+
+
+class GatewaySettings(BaseServiceSettings):
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    # The address users reach us at; OAuth redirect URIs are built from it.
+    public_url: str = "http://127.0.0.1:8000"
+    # How long a validated token is trusted without asking auth again. Revocations clear
+    # the cache at once through Redis; this is only the backstop if a message is lost.
+    auth_cache_ttl_seconds: float = Field(30.0, ge=0, le=300)
+    # JSON bodies larger than this are refused; uploads have their own streamed routes.
+    max_request_bytes: int = Field(1_048_576, ge=1024)

@@ -1,0 +1,204 @@
+"""`make run`: start the embedded stack and every service built so far, print the URL, and
+stop everything in reverse order on Ctrl-C.
+
+Order: Redis-compatible server and S3 store (unless REDIS_URL / S3_ENDPOINT_URL point at
+existing ones) -> auth (which migrates the database) -> gateway. Each must be ready before
+the next starts. If any child dies, everything is stopped and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import SecretStr
+
+from services.common.crypto import generate_key
+from services.common.storage import ensure_bucket, s3_client
+from services.supervisor.embedded import s3_credentials, valkey_argv, weed_argv
+from services.supervisor.processes import ManagedProcess
+from services.supervisor.settings import SupervisorSettings
+
+READY_TIMEOUT = 90.0
+
+
+def _secret_key(data_dir: Path) -> str:
+    """The Fernet key for secrets at rest, generated once per data folder."""
+    path = data_dir / "secret.key"
+    if not path.exists():
+        path.write_text(generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _grpc_serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=1
+        )
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _http_ok(url: str) -> bool:
+    return httpx.get(url, timeout=1).status_code == 200
+
+
+class Stack:
+    def __init__(self, settings: SupervisorSettings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.logs = self.data_dir / "logs"
+        self.processes: list[ManagedProcess] = []
+        self.env: dict[str, str] = {}
+
+    def _start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        echo: bool,
+        ready: Any,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        process = ManagedProcess(
+            name,
+            argv,
+            env={**os.environ, **self.env, **(env or {})},
+            log_file=self.logs / f"{name}.log",
+            echo=echo,
+            ready=ready,
+        )
+        self.processes.append(process)
+        print(f"  starting {name} ...", flush=True)
+        process.start()
+        process.wait_ready(READY_TIMEOUT)
+
+    def start(self) -> None:
+        s = self.settings
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            "FORGELINE_DATA_DIR": str(self.data_dir),
+            "FORGELINE_SECRET_KEY": s.secret_key.get_secret_value() or _secret_key(self.data_dir),
+            "AUTH_GRPC_ADDRESS": f"127.0.0.1:{s.auth_grpc_port}",
+            "AUTH_GRPC_BIND": f"127.0.0.1:{s.auth_grpc_port}",
+            "GATEWAY_HOST": s.gateway_host,
+            "GATEWAY_PORT": str(s.gateway_port),
+            "PUBLIC_URL": self.public_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+        if "redis_url" in s.model_fields_set:
+            self.env["REDIS_URL"] = s.redis_url
+        else:
+            url = f"redis://127.0.0.1:{s.embedded_redis_port}/0"
+            self.env["REDIS_URL"] = url
+            self._start(
+                "redis",
+                valkey_argv(self.data_dir, s.embedded_redis_port),
+                echo=False,
+                ready=lambda: redis.Redis.from_url(url, socket_timeout=1).ping(),
+            )
+        if "s3_endpoint_url" not in s.model_fields_set:
+            creds = s3_credentials(self.data_dir)
+            self.env |= {
+                "S3_ENDPOINT_URL": f"http://127.0.0.1:{s.embedded_s3_port}",
+                "S3_ACCESS_KEY_ID": creds.access_key_id,
+                "S3_SECRET_ACCESS_KEY": creds.secret_access_key,
+            }
+            client = s3_client(
+                s.model_copy(
+                    update={
+                        "s3_endpoint_url": self.env["S3_ENDPOINT_URL"],
+                        "s3_access_key_id": creds.access_key_id,
+                        "s3_secret_access_key": SecretStr(creds.secret_access_key),
+                    }
+                )
+            )
+            self._start(
+                "s3",
+                weed_argv(self.data_dir, s.embedded_s3_port),
+                echo=False,
+                # weed mini reads its admin identity from the standard AWS variables.
+                env={
+                    "AWS_ACCESS_KEY_ID": creds.access_key_id,
+                    "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+                },
+                ready=lambda: client.list_buckets() is not None,
+            )
+            ensure_bucket(client, s.s3_bucket)
+        python = sys.executable
+        self._start(
+            "auth",
+            [python, "-m", "services.auth"],
+            echo=True,
+            ready=lambda: _grpc_serving(self.env["AUTH_GRPC_ADDRESS"]),
+        )
+        self._start(
+            "gateway",
+            [python, "-m", "services.gateway"],
+            echo=True,
+            ready=lambda: _http_ok(f"http://127.0.0.1:{s.gateway_port}/healthz"),
+        )
+
+    @property
+    def public_url(self) -> str:
+        s = self.settings
+        return s.public_url or f"http://{s.gateway_host}:{s.gateway_port}"
+
+    def first_dead(self) -> ManagedProcess | None:
+        return next((p for p in self.processes if not p.alive()), None)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.process is not None:
+                print(f"  stopping {process.name} ...", flush=True)
+                process.stop()
+
+
+def _banner(url: str) -> str:
+    return f"""
+Forgeline is running at {url}
+  API reference: {url}/docs
+  First login: create your account (the first one becomes the administrator):
+    curl -s -X POST {url}/api/v1/auth/register -H 'content-type: application/json' \\
+      -d '{{"email": "you@example.com", "password": "choose a long passphrase"}}'
+  Then follow the README's quick start. Press Ctrl-C to stop.
+"""
+
+
+def main() -> int:
+    settings = SupervisorSettings()
+    stack = Stack(settings)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    status = 0
+    print(f"Starting Forgeline (data in {stack.data_dir})", flush=True)
+    try:
+        stack.start()
+        print(_banner(stack.public_url), flush=True)
+        while not stopping.wait(0.5):
+            dead = stack.first_dead()
+            if dead is not None:
+                print(f"\n{dead.name} stopped unexpectedly; last lines:\n" + "\n".join(dead.tail))
+                status = 1
+                break
+    except (RuntimeError, KeyboardInterrupt) as error:
+        print(f"\nStart-up failed: {error}", file=sys.stderr)
+        status = 1
+    finally:
+        print("Shutting down ...", flush=True)
+        stack.stop()
+        print("Stopped.", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

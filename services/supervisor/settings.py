@@ -1,0 +1,16 @@
+"""What `make run` needs to know: ports, and whether to start the embedded servers."""
+
+from __future__ import annotations
+
+from services.common.settings import BaseServiceSettings
+
+
+class SupervisorSettings(BaseServiceSettings):
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    public_url: str | None = None  # default: http://<gateway_host>:<gateway_port>
+    auth_grpc_port: int = 50051
+    # Only used when REDIS_URL / S3_ENDPOINT_URL are not set. SeaweedFS also takes the
+    # 12 ports just above the S3 port.
+    embedded_redis_port: int = 6390
+    embedded_s3_port: int = 8333
