@@ -1,6 +1,7 @@
 """Register, sign in, refresh, sign out."""
 
 from fastapi import APIRouter, Response, status
+from forgeline.v1 import auth_pb2
 
 from services.common.errors import InvalidInput
 from services.gateway.deps import AuthDep, BearerToken, CurrentPrincipal, TokenCacheDep
@@ -39,7 +40,7 @@ async def logout(
     principal: CurrentPrincipal, token: BearerToken, auth: AuthDep, cache: TokenCacheDep
 ) -> Response:
     """End the session of the access token sent; its refresh token stops working too."""
-    if principal.kind != principal.CREDENTIAL_KIND_ACCESS_TOKEN:
+    if principal.kind != auth_pb2.CREDENTIAL_KIND_ACCESS_TOKEN:
         raise InvalidInput(
             "logout_needs_session", "Sign out with an access token; revoke API keys instead."
         )

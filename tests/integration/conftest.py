@@ -1,0 +1,103 @@
+"""The integration session: the whole platform, started as `make run` starts it, once per
+database backend (SQLite, then PostgreSQL), with a real OpenID Provider and a real OTLP
+receiver beside it."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.factories import SignedInUser, make_user, random_email
+from tests.servers import free_port
+from tests.servers.oidc import OidcProvider, run_oidc_provider
+from tests.servers.otlp import SpanStore, run_otlp_receiver
+from tests.servers.platform import Platform, platform_env, run_platform
+from tests.servers.postgres import run_postgres
+
+OIDC_PROVIDER_NAME = "testidp"
+OIDC_CLIENT_ID = "forgeline-test"
+
+
+@dataclass
+class Stack:
+    platform: Platform
+    idp: OidcProvider
+    spans: SpanStore
+    admin: SignedInUser
+    backend: str
+
+    @property
+    def url(self) -> str:
+        return self.platform.url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    with run_postgres(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def otlp_receiver() -> Iterator[tuple[int, SpanStore]]:
+    port = free_port()
+    with run_otlp_receiver(port) as store:
+        yield port, store
+
+
+@pytest.fixture(scope="session")
+def stack(
+    database_url: str | None,
+    otlp_receiver: tuple[int, SpanStore],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    backend = "postgresql" if database_url else "sqlite"
+    data_dir = tmp_path_factory.mktemp(f"forgeline-{backend}")
+    gateway_port = free_port()
+    callback = f"http://127.0.0.1:{gateway_port}/api/v1/auth/oauth/{OIDC_PROVIDER_NAME}/callback"
+    client_secret = secrets.token_urlsafe(24)
+    otlp_port, spans = otlp_receiver
+    with run_oidc_provider(
+        client_id=OIDC_CLIENT_ID, client_secret=client_secret, redirect_uris=[callback]
+    ) as idp:
+        providers = [
+            {
+                "name": OIDC_PROVIDER_NAME,
+                "display_name": "Test IdP",
+                "discovery_url": idp.discovery_url,
+                "client_id": OIDC_CLIENT_ID,
+                "client_secret": client_secret,
+            }
+        ]
+        overrides = {
+            "GATEWAY_PORT": str(gateway_port),
+            "OAUTH_PROVIDERS": json.dumps(providers),
+            "OTEL_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        if database_url:
+            overrides["DATABASE_URL"] = database_url
+        with run_platform(data_dir, platform_env(data_dir, **overrides)) as platform:
+            with httpx.Client(base_url=platform.url, timeout=30) as client:
+                # The first account becomes the administrator: create it before any test.
+                admin = make_user(client, email=random_email("admin"))
+            yield Stack(platform, idp, spans, admin, backend)
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def user(client: httpx.Client) -> SignedInUser:
+    return make_user(client)
