@@ -40,16 +40,22 @@ def login(client: httpx.Client, email: str, password: str) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def make_user(client: httpx.Client, *, email: str | None = None, password: str | None = None) -> SignedInUser:
+def make_user(
+    client: httpx.Client, *, email: str | None = None, password: str | None = None
+) -> SignedInUser:
     email = email or random_email()
     password = password or random_password()
     response = client.post("/api/v1/auth/register", json={"email": email, "password": password})
     assert response.status_code == 201, response.text
     pair = login(client, email, password)
-    return SignedInUser(pair["user"]["id"], email, password, pair["access_token"], pair["refresh_token"])
+    return SignedInUser(
+        pair["user"]["id"], email, password, pair["access_token"], pair["refresh_token"]
+    )
 
 
-def make_api_key(client: httpx.Client, user: SignedInUser, name: str = "test key") -> dict[str, Any]:
+def make_api_key(
+    client: httpx.Client, user: SignedInUser, name: str = "test key"
+) -> dict[str, Any]:
     response = client.post("/api/v1/api-keys", json={"name": name}, headers=user.headers)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]

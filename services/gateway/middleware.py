@@ -13,7 +13,7 @@ from services.common.logging import get_logger
 log = get_logger("gateway.access")
 
 
-class _TooLarge(BaseException):  # noqa: N818
+class _TooLarge(BaseException):
     """Not an Exception: FastAPI turns any Exception raised while reading a body into 400."""
 
 

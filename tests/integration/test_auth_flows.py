@@ -52,8 +52,12 @@ def test_password_policy(client: httpx.Client) -> None:
         assert fragment in response.json()["error"]["message"]
 
 
-def test_wrong_password_and_unknown_email_look_the_same(client: httpx.Client, user: SignedInUser) -> None:
-    wrong = client.post("/api/v1/auth/login", json={"email": user.email, "password": "not the password"})
+def test_wrong_password_and_unknown_email_look_the_same(
+    client: httpx.Client, user: SignedInUser
+) -> None:
+    wrong = client.post(
+        "/api/v1/auth/login", json={"email": user.email, "password": "not the password"}
+    )
     unknown = client.post(
         "/api/v1/auth/login", json={"email": random_email(), "password": "not the password"}
     )
@@ -67,7 +71,9 @@ def test_refresh_rotates_the_token(client: httpx.Client, user: SignedInUser) -> 
     assert first.status_code == 200
     rotated = first.json()
     assert rotated["refresh_token"] != user.refresh_token
-    assert client.get("/api/v1/me", headers=auth_headers(rotated["access_token"])).status_code == 200
+    assert (
+        client.get("/api/v1/me", headers=auth_headers(rotated["access_token"])).status_code == 200
+    )
     second = client.post("/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
     assert second.status_code == 200
 

@@ -27,7 +27,9 @@ def _follow_to_callback(browser: httpx.Client, stack: Stack, response: httpx.Res
         response = browser.get(location)
 
 
-def _sign_in(stack: Stack, email: str, *, verified: bool = True, sub: str | None = None) -> httpx.Response:
+def _sign_in(
+    stack: Stack, email: str, *, verified: bool = True, sub: str | None = None
+) -> httpx.Response:
     stack.idp.set_account(sub or secrets.token_hex(8), email, email_verified=verified)
     with _browser(stack) as browser:
         return browser.get(START)
@@ -36,7 +38,11 @@ def _sign_in(stack: Stack, email: str, *, verified: bool = True, sub: str | None
 def test_providers_are_listed(client: httpx.Client) -> None:
     listed = client.get("/api/v1/auth/oauth/providers").json()
     assert listed["count"] == 1
-    assert listed["data"][0] == {"name": OIDC_PROVIDER_NAME, "display_name": "Test IdP", "start_url": START}
+    assert listed["data"][0] == {
+        "name": OIDC_PROVIDER_NAME,
+        "display_name": "Test IdP",
+        "start_url": START,
+    }
 
 
 def test_start_redirects_with_pkce_state_and_nonce(stack: Stack, client: httpx.Client) -> None:

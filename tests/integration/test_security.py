@@ -45,7 +45,11 @@ def test_missing_credentials(client: httpx.Client) -> None:
 
 def test_expired_token(stack: object, client: httpx.Client, user: SignedInUser) -> None:
     # Signed with the service's real key, so only the expiry can be the reason to refuse.
-    claims = {**_claims(user.access_token), "iat": int(time.time()) - 3600, "exp": int(time.time()) - 60}
+    claims = {
+        **_claims(user.access_token),
+        "iat": int(time.time()) - 3600,
+        "exp": int(time.time()) - 60,
+    }
     expired = jwt.encode(claims, _signing_key(stack), algorithm="EdDSA")  # type: ignore[arg-type]
     _assert_rejected(client, expired, "token_expired")
 
@@ -68,10 +72,16 @@ def test_alg_none(client: httpx.Client, user: SignedInUser) -> None:
     _assert_rejected(client, f"{header}.{body}.", "token_invalid")
 
 
-def test_hmac_signed_with_the_public_key(stack: object, client: httpx.Client, user: SignedInUser) -> None:
+def test_hmac_signed_with_the_public_key(
+    stack: object, client: httpx.Client, user: SignedInUser
+) -> None:
     """The classic HS/RS confusion: an HMAC whose secret is the server's public key."""
-    public_pem = _signing_key(stack).public_key().public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    public_pem = (
+        _signing_key(stack)
+        .public_key()
+        .public_bytes(  # type: ignore[attr-defined]
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
     body = _b64(json.dumps(_claims(user.access_token)).encode())
@@ -103,11 +113,15 @@ def test_revoked_key_stops_at_once(client: httpx.Client, user: SignedInUser) -> 
     created = make_api_key(client, user)
     # Warm the gateway's cache, then revoke: the cache must not keep the key alive.
     assert client.get("/api/v1/me", headers=auth_headers(created["key"])).status_code == 200
-    assert client.delete(f"/api/v1/api-keys/{created['id']}", headers=user.headers).status_code == 204
+    assert (
+        client.delete(f"/api/v1/api-keys/{created['id']}", headers=user.headers).status_code == 204
+    )
     _assert_rejected(client, created["key"], "api_key_revoked")
 
 
-def test_api_key_with_the_right_prefix_but_wrong_secret(client: httpx.Client, user: SignedInUser) -> None:
+def test_api_key_with_the_right_prefix_but_wrong_secret(
+    client: httpx.Client, user: SignedInUser
+) -> None:
     key = make_api_key(client, user)["key"]
     forged = key[:-4] + ("aaaa" if not key.endswith("aaaa") else "bbbb")
     _assert_rejected(client, forged, "api_key_invalid")
@@ -115,7 +129,12 @@ def test_api_key_with_the_right_prefix_but_wrong_secret(client: httpx.Client, us
 
 @pytest.mark.parametrize(
     "email",
-    ["' OR '1'='1", "admin@example.com' --", "x@example.com; DROP TABLE auth_users; --", "\u0000@example.com"],
+    [
+        "' OR '1'='1",
+        "admin@example.com' --",
+        "x@example.com; DROP TABLE auth_users; --",
+        "\u0000@example.com",
+    ],
 )
 def test_sql_ish_login_input(client: httpx.Client, email: str) -> None:
     response = client.post("/api/v1/auth/login", json={"email": email, "password": "' OR 1=1 --"})
@@ -150,7 +169,8 @@ def test_oversized_inputs(client: httpx.Client, user: SignedInUser) -> None:
     assert long_password.json()["error"]["code"] == "invalid_request"
 
     long_email = client.post(
-        "/api/v1/auth/login", json={"email": "e" * 1000 + "@example.com", "password": "whatever it is"}
+        "/api/v1/auth/login",
+        json={"email": "e" * 1000 + "@example.com", "password": "whatever it is"},
     )
     assert long_email.status_code == 422
 
@@ -185,13 +205,16 @@ def test_brute_force_locks_the_account(client: httpx.Client) -> None:
     codes = []
     for attempt in range(8):
         response = client.post(
-            "/api/v1/auth/login", json={"email": victim.email, "password": f"guess number {attempt}"}
+            "/api/v1/auth/login",
+            json={"email": victim.email, "password": f"guess number {attempt}"},
         )
         codes.append((response.status_code, response.json()["error"]["code"]))
     assert codes[:5] == [(401, "invalid_credentials")] * 5
     assert codes[5:] == [(429, "account_locked")] * 3
     # While locked, even the right password is refused, and the client is told when to retry.
-    locked = client.post("/api/v1/auth/login", json={"email": victim.email, "password": victim.password})
+    locked = client.post(
+        "/api/v1/auth/login", json={"email": victim.email, "password": victim.password}
+    )
     assert locked.status_code == 429
     assert int(locked.headers["Retry-After"]) > 0
     assert "Try again in" in locked.json()["error"]["message"]

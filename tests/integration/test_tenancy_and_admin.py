@@ -13,7 +13,10 @@ def test_another_users_key_is_not_found(client: httpx.Client, user: SignedInUser
     response = client.delete(f"/api/v1/api-keys/{key['id']}", headers=intruder.headers)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "api_key_not_found"
-    assert client.get("/api/v1/api-keys", headers=intruder.headers).json() == {"data": [], "count": 0}
+    assert client.get("/api/v1/api-keys", headers=intruder.headers).json() == {
+        "data": [],
+        "count": 0,
+    }
     # The owner's key still works.
     assert client.get("/api/v1/me", headers=auth_headers(key["key"])).json()["id"] == user.id
 
@@ -22,7 +25,9 @@ def test_members_cannot_administer(client: httpx.Client, user: SignedInUser) -> 
     listing = client.get("/api/v1/admin/users", headers=user.headers)
     assert listing.status_code == 403
     assert listing.json()["error"]["code"] == "admin_required"
-    patch = client.patch(f"/api/v1/admin/users/{user.id}", json={"disabled": True}, headers=user.headers)
+    patch = client.patch(
+        f"/api/v1/admin/users/{user.id}", json={"disabled": True}, headers=user.headers
+    )
     assert patch.status_code == 403
 
 
@@ -61,7 +66,9 @@ def test_admin_disables_a_user_everywhere_at_once(stack: object, client: httpx.C
         response = client.get("/api/v1/me", headers=auth_headers(token))
         assert response.status_code == 401
         assert response.json()["error"]["code"] == code
-    relogin = client.post("/api/v1/auth/login", json={"email": member.email, "password": member.password})
+    relogin = client.post(
+        "/api/v1/auth/login", json={"email": member.email, "password": member.password}
+    )
     assert relogin.status_code == 403
     assert relogin.json()["error"]["code"] == "account_disabled"
 

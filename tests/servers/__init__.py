@@ -33,7 +33,7 @@ def wait_until(
         try:
             if check():
                 return
-        except Exception:  # not up yet: connection refused, partial response, ...
+        except Exception:  # noqa: S110  (not up yet: connection refused, partial reply)
             pass
         time.sleep(interval)
     raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 
 from services.supervisor.embedded import WEED_PORT_SPAN
-
 from tests.servers import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +31,9 @@ class Platform:
     def logs(self) -> str:
         """Everything the stack wrote: the supervisor's console and each service's log."""
         parts = [self.log_path.read_text(errors="replace")]
-        parts += [p.read_text(errors="replace") for p in sorted((self.data_dir / "logs").glob("*.log"))]
+        parts += [
+            p.read_text(errors="replace") for p in sorted((self.data_dir / "logs").glob("*.log"))
+        ]
         return "\n".join(parts)
 
 
@@ -74,7 +75,9 @@ def platform_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def run_platform(data_dir: Path, env: dict[str, str], *, timeout: float = 120) -> Iterator[Platform]:
+def run_platform(
+    data_dir: Path, env: dict[str, str], *, timeout: float = 120
+) -> Iterator[Platform]:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "supervisor.out"
     url = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
@@ -90,15 +93,19 @@ def run_platform(data_dir: Path, env: dict[str, str], *, timeout: float = 120) -
     platform = Platform(url=url, data_dir=data_dir, process=process, env=env, log_path=log_path)
     try:
         wait_until(
-            lambda: "Forgeline is running" in log_path.read_text(errors="replace")
-            and httpx.get(f"{url}/healthz", timeout=2).status_code == 200,
+            lambda: (
+                "Forgeline is running" in log_path.read_text(errors="replace")
+                and httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+            ),
             timeout=timeout,
             what="forgeline supervisor",
             alive=lambda: process.poll() is None,
         )
     except Exception as error:
         stop_platform(platform)
-        raise RuntimeError(f"{error}\n--- supervisor output ---\n{platform.logs()[-4000:]}") from error
+        raise RuntimeError(
+            f"{error}\n--- supervisor output ---\n{platform.logs()[-4000:]}"
+        ) from error
     try:
         yield platform
     finally:
