@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/forgeline/v1/*.proto)
 PROTO_OUT := $(PROTO_SRC:.proto=_pb2.py)
 
-.PHONY: run test unit integration e2e lint proto venv engines bench clean
+OIDC_PROVIDER := tests/integration/oidc_provider
+
+.PHONY: run test lint proto venv engines bench clean
 
 run: venv proto
 	$(PY) -m services.supervisor
@@ -35,9 +37,15 @@ lint: venv proto
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services
 
-test: venv proto
+# The certified OpenID Provider the OAuth tests sign in against (npm: oidc-provider).
+$(OIDC_PROVIDER)/node_modules: $(OIDC_PROVIDER)/package-lock.json
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund
+	touch $@
+
+test: venv proto $(OIDC_PROVIDER)/node_modules
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy services
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests
 
 bench: venv proto

@@ -52,7 +52,7 @@ def list_users(session: Session, *, limit: int, offset: int) -> tuple[list[User]
 def record_failed_login(session: Session, *, user_id: str) -> int:
     """Atomically count a miss; returns the new count."""
     session.execute(
-        update(User).where(col(User.id) == user_id).values(failed_logins=User.failed_logins + 1)  # type: ignore[operator]
+        update(User).where(col(User.id) == user_id).values(failed_logins=User.failed_logins + 1)
     )
     return int(session.exec(select(User.failed_logins).where(User.id == user_id)).one())
 

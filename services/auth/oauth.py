@@ -21,7 +21,7 @@ from cachetools import TTLCache
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlmodel import delete
+from sqlmodel import col, delete
 
 from services.auth import crud
 from services.auth.accounts import normalize_email
@@ -115,7 +115,7 @@ def start(ctx: AuthContext, *, provider_name: str, redirect_uri: str) -> tuple[s
     )
     now = utcnow()
     with session_scope(ctx.engine) as db:
-        db.exec(delete(OAuthState).where(OAuthState.expires_at < now))  # type: ignore[call-overload]
+        db.exec(delete(OAuthState).where(col(OAuthState.expires_at) < now))
         db.add(
             OAuthState(
                 state_hash=_state_hash(state),

@@ -68,7 +68,7 @@ def principal_to_proto(principal: Principal) -> auth_pb2.Principal:
     )
 
 
-class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
     def __init__(self, ctx: AuthContext) -> None:
         self.ctx = ctx
 

@@ -53,10 +53,10 @@ def load_signing_key(settings: AuthSettings) -> Ed25519PrivateKey:
             except FileExistsError:
                 pass
         pem = path.read_bytes()
-    key = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(key, Ed25519PrivateKey):
+    loaded = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
         raise RuntimeError("AUTH_JWT_PRIVATE_KEY must be an Ed25519 private key in PEM")
-    return key
+    return loaded
 
 
 class TokenIssuer:

@@ -34,6 +34,6 @@ class DefaultDeadline(UnaryUnaryClientInterceptor):  # type: ignore[misc]
 def aio_channel(address: str, *, deadline_seconds: float) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(
         address,
-        interceptors=[DefaultDeadline(deadline_seconds), *aio_client_interceptors()],
+        interceptors=[DefaultDeadline(deadline_seconds), *aio_client_interceptors()],  # type: ignore[no-untyped-call]
         options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)],
     )

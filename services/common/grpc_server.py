@@ -23,7 +23,7 @@ from services.common.logging import get_logger
 log = get_logger(__name__)
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):
+class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Map domain errors to statuses; hide the details of unexpected ones."""
 
     def intercept_service(
@@ -64,7 +64,7 @@ def build_server(
     """Returns the server, its health servicer and the bound port (bind may use port 0)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
-        interceptors=[server_interceptor(), ErrorInterceptor()],
+        interceptors=[server_interceptor(), ErrorInterceptor()],  # type: ignore[no-untyped-call]
         options=[("grpc.so_reuseport", 0)],
     )
     for add in add_servicers:

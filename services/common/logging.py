@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -44,8 +45,8 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def _redact_processor(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    return scrub(event_dict)  # type: ignore[no-any-return]
+def _redact_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+    return scrub(dict(event_dict))  # type: ignore[no-any-return]
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:
@@ -91,4 +92,4 @@ def setup_logging(service: str, level: str = "INFO") -> None:
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.stdlib.get_logger(name)
