@@ -56,7 +56,7 @@ def test_celery_round_trip_on_the_embedded_redis(stack: Stack) -> None:
     assert app.conf.task_acks_late is True
     assert app.conf.task_reject_on_worker_lost is True
 
-    @app.task(name="infra_test.add")
+    @app.task(name=f"infra_test.add.{stack.backend}")
     def add(x: int, y: int) -> int:
         return x + y
 
