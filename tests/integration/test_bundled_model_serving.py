@@ -1,0 +1,58 @@
+"""The bundled SmolLM2, converted from its GGUF, served by vLLM from the engine environment
+and answered through the official openai client: the path deployments and RAG build on."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from services.common.bundled_model import ensure_hf_model
+from tests.servers.vllm import VllmServer, run_vllm
+
+REPO = Path(__file__).resolve().parents[2]
+# Converted once and kept between runs (git-ignored); the conversion is deterministic.
+MODELS_DIR = Path(os.environ.get("FORGELINE_TEST_MODELS_DIR", REPO / ".forgeline" / "test-models"))
+
+
+@pytest.fixture(scope="module")
+def vllm_server() -> Iterator[VllmServer]:
+    model_dir = ensure_hf_model(MODELS_DIR)
+    with run_vllm(model_dir, served_name="smollm2", cache_dir=MODELS_DIR / "vllm-cache") as server:
+        yield server
+
+
+def test_the_bundled_model_is_a_complete_hf_folder() -> None:
+    model_dir = ensure_hf_model(MODELS_DIR)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        assert (model_dir / name).is_file()
+    assert (model_dir / "model.safetensors").stat().st_size > 400_000_000  # fp32, ~538 MB
+
+
+def test_chat_through_the_openai_client(vllm_server: VllmServer) -> None:
+    client = openai.OpenAI(base_url=vllm_server.base_url, api_key="unused", max_retries=0)
+    assert [m.id for m in client.models.list().data] == ["smollm2"]
+    reply = client.chat.completions.create(
+        model="smollm2",
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=40,
+        temperature=0,
+    )
+    assert "Paris" in (reply.choices[0].message.content or "")
+
+
+def test_streamed_chat(vllm_server: VllmServer) -> None:
+    client = openai.OpenAI(base_url=vllm_server.base_url, api_key="unused", max_retries=0)
+    stream = client.chat.completions.create(
+        model="smollm2",
+        messages=[{"role": "user", "content": "Count from one to five."}],
+        max_tokens=30,
+        temperature=0,
+        stream=True,
+    )
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert len([p for p in pieces if p]) > 3  # tokens arrived one by one, not all at once
+    assert "".join(pieces).strip()
