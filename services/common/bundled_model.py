@@ -71,8 +71,9 @@ def ensure_hf_model(models_dir: Path, *, progress: Progress = _print) -> Path:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # A model loaded from GGUF refuses save_pretrained while it still carries the GGUF
     # quantisation config; the weights are already dequantised to fp32 at this point.
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer.remove_quantization_config(model)
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
     staging = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".{MODEL_ID}-"))
     staging.chmod(0o755)  # mkdtemp makes it private; servers in other accounts read it
     try:
