@@ -67,3 +67,32 @@ def run_migrations(engine: Engine, migrations_dir: Path, version_table: str) -> 
     config.attributes["connection_engine"] = engine
     config.attributes["version_table"] = version_table
     command.upgrade(config, "head")
+
+
+def run_migrations_env(table_prefix: str) -> None:
+    """The body of every service's Alembic `env.py`.
+
+    The engine comes from `run_migrations` (which got it from settings), so there is no
+    alembic.ini and no second place that knows the database URL. Services share one database
+    and one SQLModel metadata, so each history only looks at its own tables (`table_prefix`).
+    """
+    from alembic import context
+
+    config = context.config
+    engine = config.attributes["connection_engine"]
+    own_tables = {name for name in SQLModel.metadata.tables if name.startswith(table_prefix)}
+
+    def include_object(obj: object, name: str | None, type_: str, *_: object) -> bool:
+        return type_ != "table" or name in own_tables
+
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=SQLModel.metadata,
+            version_table=config.attributes["version_table"],
+            include_object=include_object,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()

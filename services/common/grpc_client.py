@@ -11,7 +11,8 @@ from typing import Any
 
 import grpc
 from grpc.aio import ClientCallDetails, UnaryUnaryClientInterceptor
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, client_interceptor
+from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 
 
 class DefaultDeadline(UnaryUnaryClientInterceptor):  # type: ignore[misc]
@@ -37,3 +38,10 @@ def aio_channel(address: str, *, deadline_seconds: float) -> grpc.aio.Channel:
         interceptors=[DefaultDeadline(deadline_seconds), *aio_client_interceptors()],  # type: ignore[no-untyped-call]
         options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)],
     )
+
+
+def sync_channel(address: str) -> grpc.Channel:
+    """A blocking channel, for workers (Celery) that are not async. Pass `timeout=` per call."""
+    channel = grpc.insecure_channel(address, options=[("grpc.keepalive_time_ms", 30_000)])
+    # OpenTelemetry's sync interceptor has its own channel wrapper, not grpc.intercept_channel.
+    return intercept_channel(channel, client_interceptor())  # type: ignore[no-untyped-call]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -32,27 +32,47 @@ class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        inner = handler.unary_unary
         method = handler_call_details.method
 
-        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                return inner(request, context)
-            except ForgelineError as error:
+        def fail(error: Exception, context: grpc.ServicerContext) -> None:
+            if isinstance(error, ForgelineError):
                 context.set_trailing_metadata(grpc_trailers(error))
                 context.abort(error.grpc_status, error.message)
-            except Exception:
-                log.exception("unhandled error in rpc", method=method)
-                context.set_trailing_metadata((("forgeline-error-code", "internal_error"),))
-                context.abort(grpc.StatusCode.INTERNAL, "Something went wrong on our side.")
+            log.exception("unhandled error in rpc", method=method)
+            context.set_trailing_metadata((("forgeline-error-code", "internal_error"),))
+            context.abort(grpc.StatusCode.INTERNAL, "Something went wrong on our side.")
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+                try:
+                    return unary(request, context)
+                except Exception as error:
+                    fail(error, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                guarded,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            streaming = handler.unary_stream
+
+            def guarded_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                try:
+                    yield from streaming(request, context)
+                except Exception as error:
+                    fail(error, context)
+
+            return grpc.unary_stream_rpc_method_handler(
+                guarded_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
 
 
 def build_server(

@@ -43,6 +43,11 @@ class BaseServiceSettings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
 
     auth_grpc_address: str = "127.0.0.1:50051"
+    rag_grpc_address: str = "127.0.0.1:50052"
+    indexer_grpc_address: str = "127.0.0.1:50053"
+    # Chroma: a server (`chroma run`) when set; otherwise a persistent folder under data_dir,
+    # which only one process may open.
+    chroma_url: str | None = None
     grpc_deadline_seconds: float = 5.0
 
     log_level: str = "INFO"

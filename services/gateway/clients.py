@@ -1,26 +1,50 @@
-"""Typed wrapper over the auth gRPC stub: failures come out as `ForgelineError`."""
+"""Typed wrappers over the auth, RAG and indexer gRPC stubs: failures come out as
+`ForgelineError`, with the service named when it cannot be reached."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
-from forgeline.v1 import auth_pb2, auth_pb2_grpc
+from forgeline.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    indexer_pb2,
+    indexer_pb2_grpc,
+    rag_pb2,
+    rag_pb2_grpc,
+)
 
 from services.common.errors import ForgelineError, from_grpc
 from services.common.grpc_client import aio_channel
 
 R = TypeVar("R")
 
+# An answer streams for as long as generation takes; this only stops a call nobody ends.
+ANSWER_DEADLINE_SECONDS = 300.0
 
-async def _call(rpc: Callable[..., Awaitable[R]], request: object) -> R:
+
+def _rpc_error(error: grpc.aio.AioRpcError, service: str) -> ForgelineError:
+    return from_grpc(
+        error.code(), error.details(), tuple(error.trailing_metadata() or ()), service=service
+    )
+
+
+RETRIEVE_DEADLINE_SECONDS = 60.0
+
+
+async def _call(
+    rpc: Callable[..., Awaitable[R]],
+    request: object,
+    *,
+    service: str = "auth",
+    timeout: float | None = None,
+) -> R:
     try:
-        return await rpc(request)
+        return await rpc(request, timeout=timeout) if timeout else await rpc(request)
     except grpc.aio.AioRpcError as error:
-        raise from_grpc(
-            error.code(), error.details(), tuple(error.trailing_metadata() or ()), service="auth"
-        ) from None
+        raise _rpc_error(error, service) from None
 
 
 class AuthClient:
@@ -105,4 +129,145 @@ class AuthClient:
         )
 
 
-__all__ = ["AuthClient", "ForgelineError"]
+class RagClient:
+    """Knowledge bases, retrieval and streamed, grounded answers."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        deadline_seconds: float,
+        answer_deadline_seconds: float = ANSWER_DEADLINE_SECONDS,
+    ) -> None:
+        self._channel = aio_channel(address, deadline_seconds=deadline_seconds)
+        self._stub = rag_pb2_grpc.RagServiceStub(self._channel)
+        self._answer_deadline = answer_deadline_seconds
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def create_knowledge_base(
+        self, request: rag_pb2.CreateKnowledgeBaseRequest
+    ) -> rag_pb2.KnowledgeBase:
+        return await _call(self._stub.CreateKnowledgeBase, request, service="rag")
+
+    async def list_knowledge_bases(self, owner_id: str) -> rag_pb2.ListKnowledgeBasesResponse:
+        return await _call(
+            self._stub.ListKnowledgeBases,
+            rag_pb2.ListKnowledgeBasesRequest(owner_id=owner_id),
+            service="rag",
+        )
+
+    async def get_knowledge_base(self, owner_id: str, kb_id: str) -> rag_pb2.KnowledgeBase:
+        return await _call(
+            self._stub.GetKnowledgeBase,
+            rag_pb2.GetKnowledgeBaseRequest(owner_id=owner_id, id=kb_id),
+            service="rag",
+        )
+
+    async def delete_knowledge_base(self, owner_id: str, kb_id: str) -> None:
+        await _call(
+            self._stub.DeleteKnowledgeBase,
+            rag_pb2.DeleteKnowledgeBaseRequest(owner_id=owner_id, id=kb_id),
+            service="rag",
+        )
+
+    async def retrieve(self, request: rag_pb2.RetrieveRequest) -> rag_pb2.RetrieveResponse:
+        # Searching a large knowledge base (and building its BM25 index after a change)
+        # takes longer than the default deadline of internal calls.
+        return await _call(
+            self._stub.Retrieve, request, service="rag", timeout=RETRIEVE_DEADLINE_SECONDS
+        )
+
+    async def answer(
+        self, request: rag_pb2.AnswerRequest
+    ) -> AsyncGenerator[rag_pb2.AnswerEvent, None]:
+        """Start an answer and wait for its first event.
+
+        A failure before that event (no such knowledge base, the service is down) is raised
+        here as a `ForgelineError`, so the caller can still answer with an HTTP error. The
+        events come from the returned generator; a failure after the first one is raised from
+        it, also as a `ForgelineError`. Closing the generator, or cancelling the task that
+        iterates it, cancels the gRPC call, so the RAG service stops generating.
+        """
+        call = self._stub.Answer(request, timeout=self._answer_deadline)
+        try:
+            first = await call.read()
+        except grpc.aio.AioRpcError as error:
+            raise _rpc_error(error, "rag") from None
+        except BaseException:
+            call.cancel()
+            raise
+        return _answer_events(call, first)
+
+
+async def _answer_events(call: Any, first: Any) -> AsyncGenerator[rag_pb2.AnswerEvent, None]:
+    try:
+        event = first
+        while event is not grpc.aio.EOF:
+            yield event
+            event = await call.read()
+    except grpc.aio.AioRpcError as error:
+        raise _rpc_error(error, "rag") from None
+    finally:
+        call.cancel()  # a no-op once the call has finished
+
+
+class IndexerClient:
+    """Documents of knowledge bases and their sync state."""
+
+    def __init__(self, address: str, *, deadline_seconds: float) -> None:
+        self._channel = aio_channel(address, deadline_seconds=deadline_seconds)
+        self._stub = indexer_pb2_grpc.IndexerServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def list_documents(self, owner_id: str, kb_id: str) -> indexer_pb2.ListDocumentsResponse:
+        return await _call(
+            self._stub.ListDocuments,
+            indexer_pb2.ListDocumentsRequest(owner_id=owner_id, kb_id=kb_id),
+            service="indexer",
+        )
+
+    async def object_changed(
+        self,
+        *,
+        owner_id: str,
+        kb_id: str,
+        bucket: str,
+        key: str,
+        etag: str = "",
+        deleted: bool = False,
+        size: int = 0,
+    ) -> indexer_pb2.Document:
+        return await _call(
+            self._stub.ObjectChanged,
+            indexer_pb2.ObjectChangedRequest(
+                owner_id=owner_id,
+                kb_id=kb_id,
+                bucket=bucket,
+                key=key,
+                etag=etag,
+                deleted=deleted,
+                size=size,
+            ),
+            service="indexer",
+        )
+
+    async def reconcile(self, owner_id: str, kb_id: str) -> indexer_pb2.ReconcileResponse:
+        return await _call(
+            self._stub.Reconcile,
+            indexer_pb2.ReconcileRequest(owner_id=owner_id, kb_id=kb_id),
+            service="indexer",
+        )
+
+    async def drop_knowledge_base(self, owner_id: str, kb_id: str) -> None:
+        await _call(
+            self._stub.DropKnowledgeBase,
+            indexer_pb2.DropKnowledgeBaseRequest(owner_id=owner_id, kb_id=kb_id),
+            service="indexer",
+        )
+
+
+__all__ = ["AuthClient", "ForgelineError", "IndexerClient", "RagClient"]

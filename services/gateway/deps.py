@@ -1,15 +1,15 @@
-"""Dependencies routes declare: settings, the auth client, and who is calling."""
+"""Dependencies routes declare: settings, the service clients, storage, and who is calling."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from forgeline.v1 import auth_pb2
 
 from services.common.errors import PermissionDenied, Unauthenticated
-from services.gateway.clients import AuthClient
+from services.gateway.clients import AuthClient, IndexerClient, RagClient
 from services.gateway.settings import GatewaySettings
 from services.gateway.token_cache import TokenCache
 
@@ -32,9 +32,27 @@ def get_token_cache(request: Request) -> TokenCache:
     return cache
 
 
+def get_rag(request: Request) -> RagClient:
+    client: RagClient = request.app.state.rag
+    return client
+
+
+def get_indexer(request: Request) -> IndexerClient:
+    client: IndexerClient = request.app.state.indexer
+    return client
+
+
+def get_storage(request: Request) -> Any:
+    """The platform's S3 client (boto3, thread-safe; call it from a worker thread)."""
+    return request.app.state.s3
+
+
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 AuthDep = Annotated[AuthClient, Depends(get_auth)]
 TokenCacheDep = Annotated[TokenCache, Depends(get_token_cache)]
+RagDep = Annotated[RagClient, Depends(get_rag)]
+IndexerDep = Annotated[IndexerClient, Depends(get_indexer)]
+StorageDep = Annotated[Any, Depends(get_storage)]
 
 
 def bearer_token(

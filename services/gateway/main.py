@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,11 +12,12 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from services.common.logging import setup_logging
+from services.common.storage import s3_client
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
-from services.gateway.clients import AuthClient
+from services.gateway.clients import AuthClient, IndexerClient, RagClient
 from services.gateway.errors import install_error_handlers
 from services.gateway.middleware import AccessLog, BodySizeLimit
-from services.gateway.routes import admin, api_keys, auth, health, me, oauth
+from services.gateway.routes import admin, api_keys, auth, health, knowledge_bases, me, oauth
 from services.gateway.settings import GatewaySettings
 from services.gateway.token_cache import TokenCache, listen_for_revocations
 
@@ -25,7 +27,7 @@ WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    for module in (auth, oauth, me, api_keys, admin):
+    for module in (auth, oauth, me, api_keys, admin, knowledge_bases):
         router.include_router(module.router)
     return router
 
@@ -41,6 +43,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.auth = AuthClient(
             settings.auth_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
         )
+        app.state.rag = RagClient(
+            settings.rag_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+        )
+        app.state.indexer = IndexerClient(
+            settings.indexer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+        )
+        app.state.s3 = s3_client(settings)
         app.state.token_cache = TokenCache(settings.auth_cache_ttl_seconds)
         listener = asyncio.create_task(
             listen_for_revocations(app.state.token_cache, settings.redis_url)
@@ -52,6 +61,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             await app.state.auth.close()
+            await app.state.rag.close()
+            await app.state.indexer.close()
             shutdown_telemetry()
 
     app = FastAPI(
@@ -64,7 +75,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router())
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        # Uploads stream to the object store and are limited per file by the route.
+        exempt_paths=re.compile(re.escape(API_PREFIX) + knowledge_bases.UPLOAD_PATH_PATTERN),
+    )
     app.add_middleware(AccessLog)
     if settings.otel_exporter != "none":
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

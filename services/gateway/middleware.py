@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -18,17 +19,32 @@ class _TooLarge(BaseException):
 
 
 class BodySizeLimit:
-    """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is declared."""
+    """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is declared.
+
+    Paths that start with one of `exempt_prefixes`, or match `exempt_paths` as a whole, are
+    not limited here: they are upload routes that enforce their own, per-file limit.
+    """
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, exempt_prefixes: tuple[str, ...] = ()
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        exempt_prefixes: tuple[str, ...] = (),
+        exempt_paths: re.Pattern[str] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.exempt_prefixes = exempt_prefixes
+        self.exempt_paths = exempt_paths
+
+    def _exempt(self, path: str) -> bool:
+        if path.startswith(self.exempt_prefixes):
+            return True
+        return self.exempt_paths is not None and self.exempt_paths.fullmatch(path) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
+        if scope["type"] != "http" or self._exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])

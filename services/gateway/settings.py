@@ -17,3 +17,6 @@ class GatewaySettings(BaseServiceSettings):
     auth_cache_ttl_seconds: float = Field(30.0, ge=0, le=300)
     # JSON bodies larger than this are refused; uploads have their own streamed routes.
     max_request_bytes: int = Field(1_048_576, ge=1024)
+    # Each file uploaded to a knowledge base (a zip counts as one file) may be this large.
+    # Upload routes are exempt from max_request_bytes and stream to the object store.
+    max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1)

@@ -12,8 +12,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import grpc
 import httpx
@@ -23,11 +23,19 @@ from pydantic import SecretStr
 
 from services.common.crypto import generate_key
 from services.common.storage import ensure_bucket, s3_client
-from services.supervisor.embedded import s3_credentials, valkey_argv, weed_argv
+from services.supervisor.embedded import chroma_argv, s3_credentials, valkey_argv, weed_argv
 from services.supervisor.processes import ManagedProcess
+from services.supervisor.seaweedfs_notifications import (
+    notification_toml,
+    with_config_dir,
+    write_notification_config,
+)
 from services.supervisor.settings import SupervisorSettings
 
-READY_TIMEOUT = 90.0
+READY_TIMEOUT = 180.0
+# Workers hold no state a restart loses (tasks are acknowledged late and redelivered), so a
+# crashed one is started again; a service that keeps dying still stops the platform.
+MAX_RESTARTS = 5
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -65,8 +73,9 @@ class Stack:
         argv: list[str],
         *,
         echo: bool,
-        ready: Any,
+        ready: Callable[[], bool] | str,
         env: dict[str, str] | None = None,
+        restartable: bool = False,
     ) -> None:
         process = ManagedProcess(
             name,
@@ -75,6 +84,7 @@ class Stack:
             log_file=self.logs / f"{name}.log",
             echo=echo,
             ready=ready,
+            restartable=restartable,
         )
         self.processes.append(process)
         print(f"  starting {name} ...", flush=True)
@@ -89,6 +99,11 @@ class Stack:
             "FORGELINE_SECRET_KEY": s.secret_key.get_secret_value() or _secret_key(self.data_dir),
             "AUTH_GRPC_ADDRESS": f"127.0.0.1:{s.auth_grpc_port}",
             "AUTH_GRPC_BIND": f"127.0.0.1:{s.auth_grpc_port}",
+            "RAG_GRPC_ADDRESS": f"127.0.0.1:{s.rag_grpc_port}",
+            "RAG_GRPC_BIND": f"127.0.0.1:{s.rag_grpc_port}",
+            "INDEXER_GRPC_ADDRESS": f"127.0.0.1:{s.indexer_grpc_port}",
+            "INDEXER_GRPC_BIND": f"127.0.0.1:{s.indexer_grpc_port}",
+            "INDEXER_WEBHOOK_PORT": str(s.indexer_webhook_port),
             "GATEWAY_HOST": s.gateway_host,
             "GATEWAY_PORT": str(s.gateway_port),
             "PUBLIC_URL": self.public_url,
@@ -121,9 +136,16 @@ class Stack:
                     }
                 )
             )
+            # SeaweedFS posts every bucket change to the indexer's webhook.
+            config_dir = write_notification_config(
+                self.data_dir / "seaweedfs",
+                notification_toml(
+                    endpoint=f"http://127.0.0.1:{s.indexer_webhook_port}/events/seaweedfs"
+                ),
+            ).parent
             self._start(
                 "s3",
-                weed_argv(self.data_dir, s.embedded_s3_port),
+                with_config_dir(weed_argv(self.data_dir, s.embedded_s3_port), config_dir),
                 echo=False,
                 # weed mini reads its admin identity from the standard AWS variables.
                 env={
@@ -133,6 +155,19 @@ class Stack:
                 ready=lambda: client.list_buckets() is not None,
             )
             ensure_bucket(client, s.s3_bucket)
+        if "chroma_url" in s.model_fields_set:
+            self.env["CHROMA_URL"] = str(s.chroma_url)
+        else:
+            # A private Chroma server: the indexer writes and the RAG service reads the same
+            # index, and Chroma's on-disk client is only safe within one process.
+            chroma_url = f"http://127.0.0.1:{s.embedded_chroma_port}"
+            self.env["CHROMA_URL"] = chroma_url
+            self._start(
+                "chroma",
+                chroma_argv(self.data_dir, s.embedded_chroma_port),
+                echo=False,
+                ready=lambda: _http_ok(f"{chroma_url}/api/v2/heartbeat"),
+            )
         python = sys.executable
         self._start(
             "auth",
@@ -140,6 +175,32 @@ class Stack:
             echo=True,
             ready=lambda: _grpc_serving(self.env["AUTH_GRPC_ADDRESS"]),
         )
+        self._start(
+            "indexer",
+            [python, "-m", "services.indexer"],
+            echo=True,
+            ready=lambda: (
+                _grpc_serving(self.env["INDEXER_GRPC_ADDRESS"])
+                and _http_ok(f"http://127.0.0.1:{s.indexer_webhook_port}/healthz")
+            ),
+        )
+        self._start(
+            "rag",
+            [python, "-m", "services.rag"],
+            echo=True,
+            ready=lambda: _grpc_serving(self.env["RAG_GRPC_ADDRESS"]),
+        )
+        self._start(
+            "worker",
+            [
+                python, "-m", "celery", "-A", "services.indexer.tasks", "worker",
+                "--queues", "indexing", "--concurrency", "1", "--hostname", "indexer@%h",
+                "--loglevel", "INFO",
+            ],
+            echo=True,
+            ready="ready.",  # Celery prints "celery@host ready." once it consumes
+            restartable=True,
+        )  # fmt: skip
         self._start(
             "gateway",
             [python, "-m", "services.gateway"],
@@ -153,7 +214,17 @@ class Stack:
         return s.public_url or f"http://{s.gateway_host}:{s.gateway_port}"
 
     def first_dead(self) -> ManagedProcess | None:
-        return next((p for p in self.processes if not p.alive()), None)
+        """A dead process that may not simply be started again; restartable ones are."""
+        for process in self.processes:
+            if process.alive():
+                continue
+            if process.restartable and process.restarts < MAX_RESTARTS:
+                process.restarts += 1
+                print(f"\n{process.name} stopped unexpectedly; restarting it", flush=True)
+                process.start()
+                continue
+            return process
+        return None
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -93,3 +93,12 @@ def s3_credentials(data_dir: Path) -> S3Credentials:
         path.chmod(0o600)
     data = json.loads(path.read_text())
     return S3Credentials(data["access_key_id"], data["secret_access_key"])
+
+
+def chroma_argv(data_dir: Path, port: int) -> list[str]:
+    chroma_dir = data_dir / "chroma"
+    chroma_dir.mkdir(parents=True, exist_ok=True)
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
+    if chroma is None:
+        raise RuntimeError("The Chroma server is missing; run `make venv` (chromadb).")
+    return [chroma, "run", "--path", str(chroma_dir), "--host", "127.0.0.1", "--port", str(port)]

@@ -34,8 +34,9 @@ class ManagedProcess:
         env: dict[str, str],
         log_file: Path,
         echo: bool,
-        ready: Callable[[], bool],
+        ready: Callable[[], bool] | str,
         cwd: Path | None = None,
+        restartable: bool = False,
     ) -> None:
         self.name = name
         self.argv = argv
@@ -44,8 +45,11 @@ class ManagedProcess:
         self.echo = echo
         self.ready = ready
         self.cwd = cwd
+        self.restartable = restartable
+        self.restarts = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.tail: deque[str] = deque(maxlen=40)
+        self._printed_ready_line = False
         self._pump: threading.Thread | None = None
 
     def start(self) -> None:
@@ -73,6 +77,8 @@ class ManagedProcess:
                 log.flush()
                 line = raw.decode(errors="replace").rstrip()
                 self.tail.append(line)
+                if isinstance(self.ready, str) and self.ready in line:
+                    self._printed_ready_line = True
                 if self.echo:
                     sys.stdout.write(f"{self.name:>8} | {line}\n")
                     sys.stdout.flush()
@@ -90,7 +96,10 @@ class ManagedProcess:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited during start-up:\n" + "\n".join(self.tail))
             try:
-                if self.ready():
+                if isinstance(self.ready, str):  # ready once it has printed this line
+                    if self._printed_ready_line:
+                        return
+                elif self.ready():
                     return
             except Exception:  # noqa: S110  (not listening yet)
                 pass

@@ -10,7 +10,11 @@ class SupervisorSettings(BaseServiceSettings):
     gateway_port: int = 8000
     public_url: str | None = None  # default: http://<gateway_host>:<gateway_port>
     auth_grpc_port: int = 50051
+    rag_grpc_port: int = 50052
+    indexer_grpc_port: int = 50053
+    indexer_webhook_port: int = 8091
     # Only used when REDIS_URL / S3_ENDPOINT_URL are not set. SeaweedFS also takes the
     # 12 ports just above the S3 port.
     embedded_redis_port: int = 6390
     embedded_s3_port: int = 8333
+    embedded_chroma_port: int = 8360

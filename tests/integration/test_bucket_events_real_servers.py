@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 from botocore.config import Config
 
@@ -29,7 +27,8 @@ from services.supervisor.seaweedfs_notifications import (
     with_config_dir,
     write_notification_config,
 )
-from tests.servers import free_port, wait_until
+from tests.servers import wait_until
+from tests.servers.moto import run_moto
 from tests.servers.platform import free_port_block
 
 pytestmark = pytest.mark.integration
@@ -89,16 +88,7 @@ def put_overwrite_delete(client: Any, bucket: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    with running(argv, cwd=tmp_path_factory.mktemp("moto"), env=dict(os.environ)) as process:
-        wait_until(
-            lambda: httpx.get(f"{url}/moto-api/", timeout=2).status_code == 200,
-            timeout=30,
-            what="moto server",
-            alive=lambda: process.poll() is None,
-        )
+    with run_moto(tmp_path_factory.mktemp("moto")) as url:
         yield url
 
 

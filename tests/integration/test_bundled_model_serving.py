@@ -3,26 +3,11 @@ and answered through the official openai client: the path deployments and RAG bu
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
 import openai
-import pytest
 
 from services.common.bundled_model import ensure_hf_model
-from tests.servers.vllm import VllmServer, run_vllm
-
-REPO = Path(__file__).resolve().parents[2]
-# Converted once and kept between runs (git-ignored); the conversion is deterministic.
-MODELS_DIR = Path(os.environ.get("FORGELINE_TEST_MODELS_DIR", REPO / ".forgeline" / "test-models"))
-
-
-@pytest.fixture(scope="module")
-def vllm_server() -> Iterator[VllmServer]:
-    model_dir = ensure_hf_model(MODELS_DIR)
-    with run_vllm(model_dir, served_name="smollm2", cache_dir=MODELS_DIR / "vllm-cache") as server:
-        yield server
+from tests.integration.conftest import MODELS_DIR
+from tests.servers.vllm import VllmServer
 
 
 def test_the_bundled_model_is_a_complete_hf_folder() -> None:

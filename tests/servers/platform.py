@@ -65,6 +65,10 @@ def platform_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         "FORGELINE_DATA_DIR": str(data_dir),
         "GATEWAY_PORT": str(gateway_port),
         "AUTH_GRPC_PORT": str(free_port()),
+        "RAG_GRPC_PORT": str(free_port()),
+        "INDEXER_GRPC_PORT": str(free_port()),
+        "INDEXER_WEBHOOK_PORT": str(free_port()),
+        "EMBEDDED_CHROMA_PORT": str(free_port()),
         "EMBEDDED_REDIS_PORT": str(free_port()),
         "EMBEDDED_S3_PORT": str(free_port_block(WEED_PORT_SPAN)),
         "HF_HUB_OFFLINE": "1",
@@ -76,7 +80,7 @@ def platform_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 @contextmanager
 def run_platform(
-    data_dir: Path, env: dict[str, str], *, timeout: float = 120
+    data_dir: Path, env: dict[str, str], *, timeout: float = 300
 ) -> Iterator[Platform]:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "supervisor.out"

@@ -1,0 +1,43 @@
+"""Tables owned by the indexer: documents and their sync state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+PENDING = "pending"
+INDEXED = "indexed"
+FAILED = "failed"
+DELETED = "deleted"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Document(SQLModel, table=True):
+    """One object in a knowledge base's bucket prefix; the bucket is the truth, this row is
+    what the index holds of it."""
+
+    __tablename__ = "indexer_documents"
+    __table_args__ = (UniqueConstraint("bucket", "key"),)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
+    owner_id: str = Field(index=True, max_length=32)
+    kb_id: str = Field(index=True, max_length=32)
+    bucket: str = Field(max_length=255)
+    key: str = Field(max_length=1024)
+    name: str = Field(max_length=1024)
+    # The version the bucket last reported, and the one whose chunks are in the index.
+    etag: str = Field(default="", max_length=128)
+    indexed_etag: str = Field(default="", max_length=128)
+    size: int = 0
+    state: str = Field(default=PENDING, max_length=16)
+    failure_code: str | None = Field(default=None, max_length=64)
+    failure_reason: str | None = Field(default=None, max_length=1024)
+    chunks: int = 0
+    pages: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,246 @@
+"""Bring one object's chunks in the index in line with the bucket.
+
+Events are hints; the bucket is the truth. Whatever event (put, overwrite, delete, a
+duplicate, one out of order) made us look at a key, `sync_object` asks the bucket what the
+key holds *now* and makes the index hold exactly that version:
+
+- gone from the bucket: every chunk of the key is removed;
+- same ETag already indexed: nothing to do (duplicates are free);
+- otherwise: extract, chunk, embed and upsert under ids derived from bucket, key, ETag and
+  chunk number, then remove the chunks of any other ETag of the key.
+
+Chunk ids are deterministic, so a worker killed halfway and run again overwrites what it
+had written instead of adding to it. A file that cannot be indexed ends as `failed` with a
+reason; it is not retried until the object changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from services.common import vectors
+from services.common.db import session_scope
+from services.common.logging import get_logger
+from services.indexer.chunking import chunk_pages, document_header
+from services.indexer.embedding import Embedder
+from services.indexer.extract import ExtractionError, extract
+from services.indexer.keys import ObjectRef
+from services.indexer.models import DELETED, FAILED, INDEXED, PENDING, Document
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class KnowledgeBaseConfig:
+    id: str
+    owner_id: str
+    embedding_model: str
+    chunk_tokens: int
+    overlap_tokens: int
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    state: str  # indexed | failed | deleted | unchanged
+    etag: str = ""
+    chunks: int = 0
+    # The object changed again while we were indexing it: sync once more.
+    changed_meanwhile: bool = False
+
+
+class Syncer:
+    """Holds what a worker process keeps between documents: clients and loaded models."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        s3: Any,
+        chroma: Any,
+        max_document_bytes: int,
+        embed_batch_size: int = 32,
+    ) -> None:
+        self.engine = engine
+        self.s3 = s3
+        self.chroma = chroma
+        self.max_document_bytes = max_document_bytes
+        self.embed_batch_size = embed_batch_size
+        self._embedders: dict[str, Embedder] = {}
+        self._lock = threading.Lock()
+
+    def embedder(self, model: str) -> Embedder:
+        with self._lock:
+            if model not in self._embedders:
+                self._embedders[model] = Embedder(model)
+            return self._embedders[model]
+
+    # -- the bucket ---------------------------------------------------------------------
+
+    def head(self, ref: ObjectRef) -> tuple[str, int] | None:
+        """(ETag, size) of what the key holds now, or None when it is gone."""
+        try:
+            reply = self.s3.head_object(Bucket=ref.bucket, Key=ref.key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+        return str(reply["ETag"]).strip('"'), int(reply.get("ContentLength", 0))
+
+    # -- the rows -----------------------------------------------------------------------
+
+    def _row(self, ref: ObjectRef) -> Document:
+        with session_scope(self.engine) as db:
+            row = db.exec(
+                select(Document).where(Document.bucket == ref.bucket, Document.key == ref.key)
+            ).first()
+            if row is not None:
+                return row
+        try:
+            with session_scope(self.engine) as db:
+                row = Document(
+                    owner_id=ref.owner_id,
+                    kb_id=ref.kb_id,
+                    bucket=ref.bucket,
+                    key=ref.key,
+                    name=ref.name,
+                )
+                db.add(row)
+                return row
+        except IntegrityError:  # created by a concurrent sync of the same key
+            return self._row(ref)
+
+    def _update(self, row_id: str, **values: Any) -> None:
+        with session_scope(self.engine) as db:
+            row = db.get(Document, row_id)
+            if row is None:
+                return
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.updated_at = datetime.now(UTC)
+            db.add(row)
+
+    # -- the index ----------------------------------------------------------------------
+
+    def remove_chunks(
+        self, model: str, kb_id: str, key: str, *, keep_etag: str | None = None
+    ) -> None:
+        collection = vectors.get_collection(self.chroma, model)
+        conditions: list[dict[str, Any]] = [{vectors.KB_ID: kb_id}, {vectors.KEY: key}]
+        if keep_etag is not None:
+            conditions.append({vectors.ETAG: {"$ne": keep_etag}})
+        collection.delete(where={"$and": conditions})
+
+    def mark_pending(self, ref: ObjectRef, *, etag: str, size: int) -> Document:
+        """What an event or an upload records before the work is queued."""
+        row = self._row(ref)
+        if row.state == INDEXED and row.indexed_etag == etag:
+            return row
+        self._update(
+            row.id, etag=etag, size=size, state=PENDING, failure_code=None, failure_reason=None
+        )
+        return self._row(ref)
+
+    def mark_deleted(self, ref: ObjectRef) -> None:
+        row = self._row(ref)
+        self._update(row.id, state=DELETED, etag="", chunks=0)
+
+    def sync_object(self, ref: ObjectRef, kb: KnowledgeBaseConfig | None) -> SyncResult:
+        row = self._row(ref)
+        if kb is None:  # the knowledge base was deleted; DropKnowledgeBase cleans up
+            self._update(row.id, state=DELETED, etag="", indexed_etag="", chunks=0)
+            return SyncResult("deleted")
+        current = self.head(ref)
+        if current is None:
+            self.remove_chunks(kb.embedding_model, ref.kb_id, ref.key)
+            self._update(row.id, state=DELETED, etag="", indexed_etag="", chunks=0)
+            return SyncResult("deleted")
+        etag, size = current
+        if row.state == INDEXED and row.indexed_etag == etag:
+            return SyncResult("unchanged", etag, row.chunks)
+        self._update(row.id, etag=etag, size=size, state=PENDING)
+        try:
+            if size > self.max_document_bytes:
+                raise ExtractionError(
+                    "file_too_large",
+                    f"The file is {size // 1_048_576} MiB; the limit is "
+                    f"{self.max_document_bytes // 1_048_576} MiB.",
+                )
+            body = self.s3.get_object(Bucket=ref.bucket, Key=ref.key)
+            document = extract(ref.name, body["Body"].read(), max_bytes=self.max_document_bytes)
+        except ExtractionError as failure:
+            self.remove_chunks(kb.embedding_model, ref.kb_id, ref.key)
+            self._update(
+                row.id,
+                state=FAILED,
+                indexed_etag="",
+                chunks=0,
+                failure_code=failure.code,
+                failure_reason=failure.reason,
+            )
+            log.info("document failed", key=ref.key, code=failure.code)
+            return SyncResult("failed", etag)
+        count = self._index(ref, kb, etag, document)
+        self.remove_chunks(kb.embedding_model, ref.kb_id, ref.key, keep_etag=etag)
+        self._update(
+            row.id,
+            state=INDEXED,
+            indexed_etag=etag,
+            chunks=count,
+            pages=len(document.pages),
+            failure_code=None,
+            failure_reason=None,
+        )
+        after = self.head(ref)
+        return SyncResult(
+            "indexed", etag, count, changed_meanwhile=after is None or after[0] != etag
+        )
+
+    def _index(self, ref: ObjectRef, kb: KnowledgeBaseConfig, etag: str, document: Any) -> int:
+        embedder = self.embedder(kb.embedding_model)
+        pages = [(page.index, page.text) for page in document.pages]
+        header = document_header(
+            ref.name, title=document.title or "", first_page=pages[0][1] if pages else ""
+        )
+        chunks = chunk_pages(
+            pages,
+            tokenizer=embedder.tokenizer,
+            chunk_tokens=kb.chunk_tokens,
+            overlap_tokens=kb.overlap_tokens,
+            header=header,
+        )
+        if not chunks:
+            return 0
+        collection = vectors.get_collection(self.chroma, kb.embedding_model)
+        for start in range(0, len(chunks), self.embed_batch_size * 4):
+            batch = chunks[start : start + self.embed_batch_size * 4]
+            embeddings = embedder.encode(
+                [c.embedding_text for c in batch], batch_size=self.embed_batch_size
+            )
+            collection.upsert(
+                ids=[vectors.chunk_id(ref.bucket, ref.key, etag, c.index) for c in batch],
+                embeddings=embeddings.tolist(),
+                documents=[c.text for c in batch],
+                metadatas=[
+                    {
+                        vectors.KB_ID: kb.id,
+                        vectors.BUCKET: ref.bucket,
+                        vectors.KEY: ref.key,
+                        vectors.DOCUMENT: ref.name,
+                        vectors.ETAG: etag,
+                        vectors.PAGE_START: c.page_start,
+                        vectors.PAGE_END: c.page_end,
+                        vectors.CHUNK_INDEX: c.index,
+                        vectors.HEADER: c.header,
+                    }
+                    for c in batch
+                ],
+            )
+        return len(chunks)

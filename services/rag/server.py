@@ -1,0 +1,48 @@
+"""RAG service entry point: settings -> logging -> telemetry -> migrate -> serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from forgeline.v1 import indexer_pb2_grpc, rag_pb2_grpc
+
+from services.common.crypto import SecretBox
+from services.common.db import create_db_engine, run_migrations
+from services.common.grpc_client import sync_channel
+from services.common.grpc_server import build_server, serve_until_signalled
+from services.common.logging import get_logger, setup_logging
+from services.common.telemetry import setup_telemetry, shutdown_telemetry
+from services.common.vectors import chroma_client
+from services.indexer.embedding import DEFAULT_MODEL
+from services.rag.answering import Answerer
+from services.rag.search import Searcher
+from services.rag.servicer import RagServicer
+from services.rag.settings import RagSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_rag"
+
+
+def main() -> None:
+    settings = RagSettings()
+    setup_logging("rag", settings.log_level)
+    setup_telemetry("rag", settings)
+    engine = create_db_engine(settings)
+    run_migrations(engine, MIGRATIONS, VERSION_TABLE)
+    searcher = Searcher(chroma_client(settings))
+    searcher.warm_up(DEFAULT_MODEL)
+    servicer = RagServicer(
+        engine=engine,
+        settings=settings,
+        secrets=SecretBox(settings),
+        searcher=searcher,
+        answerer=Answerer(timeout_seconds=settings.answer_timeout_seconds),
+        indexer=indexer_pb2_grpc.IndexerServiceStub(sync_channel(settings.indexer_grpc_address)),
+        max_k=settings.retrieve_max_k,
+    )
+    server, health, port = build_server(
+        [lambda s: rag_pb2_grpc.add_RagServiceServicer_to_server(servicer, s)],
+        settings.rag_grpc_bind,
+    )
+    get_logger(__name__).info("rag service listening", port=port)
+    serve_until_signalled(server, health, on_stop=shutdown_telemetry)

