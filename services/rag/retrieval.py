@@ -70,7 +70,9 @@ class RetrievalSettings:
     mode: Mode = "hybrid"
     candidates: int = 50  # taken from each side before fusion
     rrf_k: int = 60
-    dense_weight: float = 1.0
+    # Dense counts twice in the fusion: BM25 alone is much weaker on these documents
+    # (FinanceBench page hit@5 0.47 vs 0.71 single, 0.33 vs 0.63 shared).
+    dense_weight: float = 2.0
     bm25_weight: float = 1.0
     bm25_header: bool = True  # index the document header with the chunk text in BM25
     bm25_heading: bool = True  # and the page heading
@@ -78,7 +80,7 @@ class RetrievalSettings:
     rerank_candidates: int = 20  # fused hits handed to the reranker, when there is one
     # At most this many hits per page (None: no limit): neighbouring chunks of one page
     # otherwise fill the top k with one place in the document.
-    max_per_page: int | None = None
+    max_per_page: int | None = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from services.indexer.embedding import Embedder, available_models
 from services.rag.retrieval import (
     Hit,
     HybridRetriever,
+    RetrievalSettings,
     chunk_records,
     get_collection,
     reciprocal_rank_fusion,
@@ -155,3 +156,22 @@ def test_reciprocal_rank_fusion() -> None:
     assert max(scores, key=scores.__getitem__) == "b"
     weighted = reciprocal_rank_fusion([["a"], ["c"]], weights=[2.0, 1.0], k=60)
     assert weighted["a"] == pytest.approx(2 * weighted["c"])
+
+
+def test_one_hit_per_page_by_default(client: Any, embedder: Embedder) -> None:
+    collection = get_collection(client, f"test-{uuid.uuid4().hex}")
+    same_page = [
+        Chunk(index=i, text=t, page_start=4, page_end=4, token_count=len(t.split()))
+        for i, t in enumerate(REFUNDS[:3])
+    ]
+    vectors = embedder.encode([c.embedding_text for c in same_page])
+    collection.upsert(
+        **chunk_records(kb_id="kb", key="a.pdf", chunks=same_page, embeddings=vectors)
+    )
+    add(collection, embedder, "kb", "b.pdf", OTHER)
+    hits = HybridRetriever(collection, embedder).retrieve(QUERY, kb_ids=["kb"], k=5)
+    assert [(h.key, h.page_start) for h in hits].count(("a.pdf", 4)) == 1
+    every = HybridRetriever(
+        collection, embedder, settings=RetrievalSettings(max_per_page=None)
+    ).retrieve(QUERY, kb_ids=["kb"], k=5)
+    assert [(h.key, h.page_start) for h in every].count(("a.pdf", 4)) == 3
