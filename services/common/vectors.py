@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import chromadb
@@ -23,6 +24,7 @@ from services.common.settings import BaseServiceSettings
 # Metadata keys on every chunk.
 KB_ID = "kb_id"
 HEADER = "header"  # the document's one-line description, embedded and BM25-indexed with it
+HEADING = "heading"  # the page heading, when the chunk does not start the page
 BUCKET = "bucket"
 KEY = "key"
 DOCUMENT = "document"  # the file name, for citations and filters
@@ -64,3 +66,59 @@ def get_collection(client: Any, embedding_model: str) -> Any:
 def chunk_id(bucket: str, key: str, etag: str, index: int) -> str:
     digest = hashlib.sha256(f"{bucket}\0{key}".encode()).hexdigest()[:32]
     return f"{digest}:{etag}:{index}"
+
+
+class ChunkLike(Protocol):
+    """What a record is made of (the indexer's `Chunk`)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def page_start(self) -> int: ...
+    @property
+    def page_end(self) -> int: ...
+    @property
+    def token_count(self) -> int: ...
+    @property
+    def header(self) -> str: ...
+    @property
+    def heading(self) -> str: ...
+
+
+def chunk_records(
+    *,
+    kb_id: str,
+    bucket: str,
+    key: str,
+    etag: str,
+    chunks: Sequence[ChunkLike],
+    embeddings: Any,
+    document: str | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for `collection.upsert(...)`, one record per chunk: the text a
+    citation shows as the document, the metadata above, and the chunk's embedding (that of
+    its `embedding_text`, header and heading included)."""
+    name = document if document is not None else key.rsplit("/", 1)[-1]
+    return {
+        "ids": [chunk_id(bucket, key, etag, c.index) for c in chunks],
+        "documents": [c.text for c in chunks],
+        "embeddings": embeddings,
+        "metadatas": [
+            {
+                KB_ID: kb_id,
+                BUCKET: bucket,
+                KEY: key,
+                DOCUMENT: name,
+                ETAG: etag,
+                PAGE_START: c.page_start,
+                PAGE_END: c.page_end,
+                CHUNK_INDEX: c.index,
+                "token_count": c.token_count,
+                HEADER: c.header,
+                HEADING: c.heading,
+            }
+            for c in chunks
+        ],
+    }

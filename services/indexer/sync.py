@@ -28,9 +28,9 @@ from sqlmodel import select
 
 from services.common import vectors
 from services.common.db import session_scope
+from services.common.embedding import Embedder
 from services.common.logging import get_logger
 from services.indexer.chunking import chunk_pages, document_header
-from services.indexer.embedding import Embedder
 from services.indexer.extract import ExtractionError, extract
 from services.indexer.keys import ObjectRef
 from services.indexer.models import DELETED, FAILED, INDEXED, PENDING, Document
@@ -215,6 +215,7 @@ class Syncer:
             chunk_tokens=kb.chunk_tokens,
             overlap_tokens=kb.overlap_tokens,
             header=header,
+            embed_limit=embedder.max_tokens,
         )
         if not chunks:
             return 0
@@ -225,22 +226,14 @@ class Syncer:
                 [c.embedding_text for c in batch], batch_size=self.embed_batch_size
             )
             collection.upsert(
-                ids=[vectors.chunk_id(ref.bucket, ref.key, etag, c.index) for c in batch],
-                embeddings=embeddings.tolist(),
-                documents=[c.text for c in batch],
-                metadatas=[
-                    {
-                        vectors.KB_ID: kb.id,
-                        vectors.BUCKET: ref.bucket,
-                        vectors.KEY: ref.key,
-                        vectors.DOCUMENT: ref.name,
-                        vectors.ETAG: etag,
-                        vectors.PAGE_START: c.page_start,
-                        vectors.PAGE_END: c.page_end,
-                        vectors.CHUNK_INDEX: c.index,
-                        vectors.HEADER: c.header,
-                    }
-                    for c in batch
-                ],
+                **vectors.chunk_records(
+                    kb_id=kb.id,
+                    bucket=ref.bucket,
+                    key=ref.key,
+                    etag=etag,
+                    chunks=batch,
+                    embeddings=embeddings.tolist(),
+                    document=ref.name,
+                )
             )
         return len(chunks)

@@ -10,9 +10,9 @@ from sqlmodel import col, select
 
 from services.common.crypto import SecretBox
 from services.common.db import owned, session_scope
+from services.common.embedding import DEFAULT_MODEL, MODELS, available_models
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.settings import BaseServiceSettings
-from services.indexer.embedding import DEFAULT_MODEL, MODELS, available_models
 from services.rag.models import KnowledgeBase
 
 MAX_NAME = 100

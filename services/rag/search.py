@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.common import vectors
-from services.indexer.embedding import Embedder
+from services.common.embedding import Embedder
 from services.rag.models import KnowledgeBase
 from services.rag.retrieval import Hit, HybridRetriever
 

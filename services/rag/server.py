@@ -8,12 +8,12 @@ from forgeline.v1 import indexer_pb2_grpc, rag_pb2_grpc
 
 from services.common.crypto import SecretBox
 from services.common.db import create_db_engine, run_migrations
+from services.common.embedding import DEFAULT_MODEL
 from services.common.grpc_client import sync_channel
 from services.common.grpc_server import build_server, serve_until_signalled
 from services.common.logging import get_logger, setup_logging
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
 from services.common.vectors import chroma_client
-from services.indexer.embedding import DEFAULT_MODEL
 from services.rag.answering import Answerer
 from services.rag.search import Searcher
 from services.rag.servicer import RagServicer

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
+from services.common.embedding import default_chunk_tokens
 from services.indexer.chunking import (
     Chunk,
     chunk_pages,
     count_tokens,
-    default_chunk_tokens,
     document_header,
     page_heading,
 )

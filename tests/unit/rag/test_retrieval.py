@@ -9,13 +9,13 @@ from typing import Any
 import chromadb
 import pytest
 
-from services.indexer.chunking import Chunk
-from services.indexer.embedding import Embedder, available_models
+from services.common.embedding import Embedder, available_models
+from services.common.vectors import chunk_records
+from services.indexer.chunking import Chunk, chunk_pages
 from services.rag.retrieval import (
     Hit,
     HybridRetriever,
     RetrievalSettings,
-    chunk_records,
     get_collection,
     reciprocal_rank_fusion,
 )
@@ -57,7 +57,9 @@ def client() -> Any:
 def add(collection: Any, embedder: Embedder, kb_id: str, key: str, texts: Sequence[str]) -> None:
     cs = chunks(texts)
     vectors = embedder.encode([c.embedding_text for c in cs])
-    collection.upsert(**chunk_records(kb_id=kb_id, key=key, chunks=cs, embeddings=vectors))
+    collection.upsert(
+        **chunk_records(kb_id=kb_id, bucket="b", key=key, etag="e", chunks=cs, embeddings=vectors)
+    )
 
 
 @pytest.fixture
@@ -77,6 +79,14 @@ def test_the_default_model_is_available_offline(embedder: Embedder) -> None:
     vectors = embedder.encode(["one", "two"])
     assert vectors.dtype.name == "float32"
     assert abs(float((vectors[0] ** 2).sum()) - 1.0) < 1e-5
+    (chunk,) = chunk_pages(
+        [(0, ""), (1, "Hello world.")],
+        tokenizer=embedder.tokenizer,
+        chunk_tokens=embedder.default_chunk_tokens,
+        header="ACME 2024 10K",
+        embed_limit=embedder.max_tokens,
+    )
+    assert (chunk.page_start, chunk.embedding_text) == (1, "ACME 2024 10K\nHello world.")
 
 
 def test_hybrid_finds_a_keyword_only_match_that_dense_misses(
@@ -166,7 +176,9 @@ def test_one_hit_per_page_by_default(client: Any, embedder: Embedder) -> None:
     ]
     vectors = embedder.encode([c.embedding_text for c in same_page])
     collection.upsert(
-        **chunk_records(kb_id="kb", key="a.pdf", chunks=same_page, embeddings=vectors)
+        **chunk_records(
+            kb_id="kb", bucket="b", key="a.pdf", etag="e", chunks=same_page, embeddings=vectors
+        )
     )
     add(collection, embedder, "kb", "b.pdf", OTHER)
     hits = HybridRetriever(collection, embedder).retrieve(QUERY, kb_ids=["kb"], k=5)
@@ -175,3 +187,15 @@ def test_one_hit_per_page_by_default(client: Any, embedder: Embedder) -> None:
         collection, embedder, settings=RetrievalSettings(max_per_page=None)
     ).retrieve(QUERY, kb_ids=["kb"], k=5)
     assert [(h.key, h.page_start) for h in every].count(("a.pdf", 4)) == 3
+
+
+def test_bm25_recheck_interval_bounds_version_checks(collection: Any, embedder: Embedder) -> None:
+    retriever = HybridRetriever(
+        collection, embedder, settings=RetrievalSettings(mode="bm25", bm25_recheck_seconds=3600)
+    )
+    assert retriever.retrieve("zeppelin hangar", kb_ids=["kb-a"], k=3) == []
+    add(collection, embedder, "kb-a", "docs/new.pdf", ["The zeppelin hangar opens in May."])
+    assert retriever.retrieve("zeppelin hangar", kb_ids=["kb-a"], k=3) == []  # not rechecked
+    retriever.bm25.invalidate("kb-a")
+    hits = retriever.retrieve("zeppelin hangar", kb_ids=["kb-a"], k=3)
+    assert [h.key for h in hits] == ["docs/new.pdf"]

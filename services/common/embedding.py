@@ -21,10 +21,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from services.indexer.chunking import default_chunk_tokens
-
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+# Room kept for the document header and page heading in front of each chunk, in word pieces.
+HEADER_TOKENS = 32
+# [CLS] and [SEP] (or <s> and </s>): every BERT-like encoder adds two.
+SPECIAL_TOKENS = 2
+
+
+def default_chunk_tokens(max_tokens: int) -> int:
+    """The chunk size for a model that reads `max_tokens` word pieces.
+
+    The whole chunk, its header and the special tokens must fit: anything past the model's
+    limit is cut off before embedding, so it is invisible to dense retrieval while BM25
+    still matches it. For all-MiniLM-L6-v2 (256) this gives 222.
+    """
+    return max(32, max_tokens - HEADER_TOKENS - SPECIAL_TOKENS)
+
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
@@ -164,7 +178,7 @@ class Embedder:
 
     @property
     def tokenizer(self) -> Any:
-        """The model's own (fast) tokenizer, for `chunk_pages`."""
+        """The model's own (fast) tokenizer, for the indexer's `chunk_pages`."""
         return self._model.tokenizer
 
     @property
