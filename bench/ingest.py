@@ -7,10 +7,11 @@ Starts the platform as `make run` does, creates a knowledge base and uploads `--
   write, event, queue, extraction, chunking, embedding, Chroma upsert);
 - raw: the same embedding model loaded in this process (`services.common.embedding.
   Embedder`), timed on `encode()` of the very same chunk texts, batched as the indexer
-  batches them (per document, 4 x `embed_batch_size` texts per call). The texts come from
-  the indexer's own extraction and chunking code run again here, checked equal to the chunk
-  texts in the platform's Chroma (the index stores the text without the header the embedder
-  saw, so the texts cannot be taken from Chroma alone);
+  batches them (per document, 4 x `embed_batch_size` texts per call), once before the
+  uploads and once after indexing (the mean counts: load on a shared machine drifts). The
+  texts come from the indexer's own extraction and chunking code run here, checked equal to
+  the chunk texts in the platform's Chroma afterwards (`texts_match_index`; the index stores
+  the text without the header the embedder saw, so they cannot be taken from Chroma alone);
 - `ingest_ratio` = end-to-end chunks/s / raw chunks/s (goal >= 0.7);
 - freshness: `--puts` small text documents put one at a time straight into the bucket with
   boto3 (no gateway: the bucket event alone must bring them in), each polled through
@@ -68,6 +69,7 @@ def chunk_like_the_indexer(
         chunk_tokens=int(kb["chunking"]["chunk_tokens"]),
         overlap_tokens=int(kb["chunking"]["overlap_tokens"]),
         header=header,
+        embed_limit=embedder.max_tokens,
     )
 
 
@@ -117,6 +119,16 @@ def freshness(api: Api, s3: Any, kb: dict[str, Any], puts: int, timeout: float) 
     return seconds
 
 
+def raw_encode(embedder: Embedder, texts: list[list[str]], batch: int) -> float:
+    """Seconds to encode every document's texts as the indexer does: per document,
+    4 x `batch` texts per `encode()` call."""
+    began = time.perf_counter()
+    for doc_texts in texts:
+        for start in range(0, len(doc_texts), batch * 4):
+            embedder.encode(doc_texts[start : start + batch * 4], batch_size=batch)
+    return time.perf_counter() - began
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -130,6 +142,18 @@ def main() -> None:
     with platform(None) as running:
         api = Api(running.url)
         kb, _ = api.knowledge_base("ingest")
+        embedder = Embedder(kb["embedding_model"])
+        embedder.encode(["warm-up", "the model is loaded before timing"], batch_size=batch)
+        began = time.perf_counter()
+        own = {p.name: chunk_like_the_indexer(p.name, p.read_bytes(), embedder, kb) for p in files}
+        chunk_seconds = time.perf_counter() - began
+        texts = [[c.embedding_text for c in chunks] for chunks in own.values()]
+        raw_chunks = sum(len(t) for t in texts)
+        # Raw encode before and after the end-to-end run, so that a shared machine's load
+        # drifting during the run weighs on both sides alike.
+        raw_before = raw_encode(embedder, texts, batch)
+        log(f"raw encode (before): {raw_chunks} chunks in {raw_before:.1f}s")
+
         started = time.perf_counter()
         for path in files:
             api.upload(kb["id"], [path])
@@ -140,30 +164,18 @@ def main() -> None:
         pages = sum(d["pages"] for d in docs.values())
         log(f"{len(files)} documents, {pages} pages, {chunks} chunks in {e2e_seconds:.1f}s")
 
-        embedder = Embedder(kb["embedding_model"])
-        embedder.encode(["warm-up", "the model is loaded before timing"], batch_size=batch)
+        raw_after = raw_encode(embedder, texts, batch)
+        log(f"raw encode (after): {raw_chunks} chunks in {raw_after:.1f}s")
         chroma = chromadb.HttpClient(
             host="127.0.0.1", port=int(running.env["EMBEDDED_CHROMA_PORT"])
         )
         collection = chroma.get_collection(vectors.collection_name(kb["embedding_model"]))
-        began = time.perf_counter()
-        texts: list[list[str]] = []  # per document, the embedding texts
         match = True
-        for path in files:
-            own = chunk_like_the_indexer(path.name, path.read_bytes(), embedder, kb)
-            stored = indexed_texts(collection, kb["id"], docs[path.name]["key"])
-            if [c.text for c in own] != stored:
+        for name, mine in own.items():
+            stored = indexed_texts(collection, kb["id"], docs[name]["key"])
+            if [c.text for c in mine] != stored:
                 match = False
-                log(f"  {path.name}: chunks here differ from the index ({len(own)}/{len(stored)})")
-            texts.append([c.embedding_text for c in own])
-        chunk_seconds = time.perf_counter() - began
-        began = time.perf_counter()
-        for doc_texts in texts:  # as the indexer does: per document, 4 batches per call
-            for start in range(0, len(doc_texts), batch * 4):
-                embedder.encode(doc_texts[start : start + batch * 4], batch_size=batch)
-        raw_seconds = time.perf_counter() - began
-        raw_chunks = sum(len(t) for t in texts)
-        log(f"raw encode: {raw_chunks} chunks in {raw_seconds:.1f}s")
+                log(f"  {name}: chunks here differ from the index ({len(mine)}/{len(stored)})")
 
         log(f"freshness: {args.puts} puts straight into the bucket")
         fresh = freshness(api, platform_s3(running), kb, args.puts, timeout=120)
@@ -172,6 +184,7 @@ def main() -> None:
             tokenizer=embedder.tokenizer,
             chunk_tokens=int(kb["chunking"]["chunk_tokens"]),
             header=document_header("fresh-00.txt"),
+            embed_limit=embedder.max_tokens,
         )
         embed_ms = []
         for _ in range(5):
@@ -180,6 +193,7 @@ def main() -> None:
             embed_ms.append((time.perf_counter() - began) * 1000)
 
     e2e_rate = chunks / e2e_seconds
+    raw_seconds = (raw_before + raw_after) / 2
     raw_rate = raw_chunks / raw_seconds
     print(
         json.dumps(
@@ -192,6 +206,7 @@ def main() -> None:
                 "e2e_seconds": round(e2e_seconds, 1),
                 "e2e_chunks_per_s": round(e2e_rate, 2),
                 "raw_encode_seconds": round(raw_seconds, 1),
+                "raw_encode_seconds_before_after": [round(raw_before, 1), round(raw_after, 1)],
                 "raw_chunks_per_s": round(raw_rate, 2),
                 "ingest_ratio": round(e2e_rate / raw_rate, 3),
                 "extract_chunk_seconds": round(chunk_seconds, 1),

@@ -6,7 +6,8 @@ writes (`services.common.vectors` keys, ids from `vectors.chunk_id`) under a kno
 created through the API first, so ids, owner and key prefix are real:
 
 - chunk texts are FinanceBench pages cut by the indexer's own extraction and chunking code,
-  with the document header the indexer puts in front;
+  with the document header the indexer puts in front; records are made by
+  `vectors.chunk_records`, the one writer the indexer uses too;
 - `--embedded` of them (spread evenly over all filings) are embedded here for real, with the
   knowledge base's model; to reach `--chunks`, the rest are copies of those: each copy is
   its own document (`<filing>-copyNN.pdf`), same text, the vector nudged by small Gaussian
@@ -75,21 +76,12 @@ def write_chunks(
     *,
     seed: int = 0,
 ) -> int:
-    """Upsert `total` chunks: `base` as they are, then noisy copies of them. Returns copies."""
+    """Upsert `total` chunks: `base` as they are, then noisy copies of them, each copy its
+    own document. Records are made by `vectors.chunk_records`, as the indexer makes them.
+    Returns how many are copies."""
     rng = np.random.default_rng(seed)
-    copies = 0
-    ids: list[str] = []
-    rows: list[list[float]] = []
-    texts: list[str] = []
-    metas: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        if ids:
-            collection.upsert(ids=ids, embeddings=rows, documents=texts, metadatas=metas)
-        for part in (ids, rows, texts, metas):
-            part.clear()
-
-    written = 0
+    documents: dict[str, tuple[list[Chunk], list[np.ndarray]]] = {}
+    written = copies = 0
     round_ = 0
     while written < total:
         for (name, chunk), vector in zip(base, embeddings, strict=True):
@@ -101,29 +93,26 @@ def write_chunks(
                 noisy = vector + rng.normal(0.0, NOISE, vector.shape).astype(np.float32)
                 vector = noisy / np.linalg.norm(noisy)
                 copies += 1
-            key = kb["prefix"] + name
-            etag = hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()
-            ids.append(vectors.chunk_id(kb["bucket"], key, etag, chunk.index))
-            rows.append([float(x) for x in vector])
-            texts.append(chunk.text)
-            metas.append(
-                {
-                    vectors.KB_ID: kb["id"],
-                    vectors.BUCKET: kb["bucket"],
-                    vectors.KEY: key,
-                    vectors.DOCUMENT: name,
-                    vectors.ETAG: etag,
-                    vectors.PAGE_START: chunk.page_start,
-                    vectors.PAGE_END: chunk.page_end,
-                    vectors.CHUNK_INDEX: chunk.index,
-                    vectors.HEADER: chunk.header,
-                }
-            )
+            chunks, rows = documents.setdefault(name, ([], []))
+            chunks.append(chunk)
+            rows.append(vector)
             written += 1
-            if len(ids) == 1000:
-                flush()
         round_ += 1
-    flush()
+    for name, (chunks, rows) in documents.items():
+        key = kb["prefix"] + name
+        etag = hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()
+        for start in range(0, len(chunks), 1000):
+            collection.upsert(
+                **vectors.chunk_records(
+                    kb_id=kb["id"],
+                    bucket=kb["bucket"],
+                    key=key,
+                    etag=etag,
+                    chunks=chunks[start : start + 1000],
+                    embeddings=np.stack(rows[start : start + 1000]).tolist(),
+                    document=name,
+                )
+            )
     return copies
 
 

@@ -80,7 +80,7 @@ def platform_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 @contextmanager
 def run_platform(
-    data_dir: Path, env: dict[str, str], *, timeout: float = 300
+    data_dir: Path, env: dict[str, str], *, timeout: float = 600
 ) -> Iterator[Platform]:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "supervisor.out"
