@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -50,7 +51,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "financebench"
 EMAIL = "bench@example.com"
 PASSWORD = "retrieval measured page by page"  # noqa: S105 (a throwaway local account)
 START_ATTEMPTS = 3
-START_TIMEOUT = 150  # seconds; a normal start takes ~30 s on a busy 2-core machine
+START_TIMEOUT = 240  # seconds; a normal start takes 15-30 s on a busy 2-core machine
 
 
 def log(*parts: object) -> None:
@@ -214,10 +215,27 @@ def wait_indexed(
         time.sleep(interval)
 
 
+class Terminated(Exception):
+    """SIGTERM arrived. An Exception, so that `run_platform` stops a platform still starting."""
+
+
+_terminated: list[int] = []
+
+
+def _terminate(signum: int, frame: object) -> None:
+    _terminated.append(signum)
+    raise Terminated(f"signal {signum}")
+
+
 @contextmanager
 def platform(keep_data: str | None, **env: str) -> Iterator[Platform]:
-    """The platform, on a temporary data folder or on `keep_data` (kept afterwards)."""
+    """The platform, on a temporary data folder or on `keep_data` (kept afterwards).
+
+    SIGTERM ends the benchmark like Ctrl-C does, through the cleanup that stops the
+    platform: the supervisor runs in its own session and would otherwise outlive us."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
     with ExitStack() as stack:
+        stack.callback(signal.signal, signal.SIGTERM, previous)
         if keep_data:
             data_dir = Path(keep_data).resolve()
         else:
@@ -231,11 +249,15 @@ def platform(keep_data: str | None, **env: str) -> Iterator[Platform]:
                 )
                 break
             except RuntimeError as error:
+                if _terminated:
+                    raise SystemExit(128 + _terminated[0]) from error
                 if attempt == START_ATTEMPTS:
                     raise
                 # Seen: the supervisor hanging in fork() (gRPC's atfork handler) while it
                 # starts the Celery worker; a fresh start gets past it.
                 log(f"platform did not start (attempt {attempt}): {str(error).splitlines()[0]}")
+        if _terminated:  # arrived while starting, and swallowed by a readiness check
+            raise SystemExit(128 + _terminated[0])
         log(f"platform up in {time.perf_counter() - started:.1f}s at {running.url} ({data_dir})")
         try:
             yield running

@@ -16,7 +16,9 @@ created through the API first, so ids, owner and key prefix are real:
 
 Then `/api/v1/kbs/{id}/retrieve` is timed for `--queries` FinanceBench questions (cycled),
 one at a time. The first query is reported on its own: it builds the knowledge base's BM25
-index from all its chunks (cold), which later queries reuse.
+index from all its chunks (cold), which later queries reuse. `id_listing_ms` is what the
+BM25 freshness check costs each query: listing the ids of all the knowledge base's chunks
+in Chroma, timed here directly.
 
     .venv/bin/python -m bench.retrieve_latency [--chunks 20000] [--embedded 2000]
         [--queries 100] [--k 5]
@@ -160,6 +162,14 @@ def main() -> None:
                 f"Chroma holds {stored} chunks of the knowledge base, not {args.chunks}"
             )
 
+        # What every Retrieve pays before searching: the BM25 freshness check lists the ids
+        # of all the knowledge base's chunks (`fingerprint_version`).
+        listing = []
+        for _ in range(5):
+            began = time.perf_counter()
+            collection.get(where={vectors.KB_ID: kb["id"]}, include=[])
+            listing.append((time.perf_counter() - began) * 1000)
+
         errors: list[str] = []
 
         def timed(query: str) -> float | None:
@@ -201,6 +211,7 @@ def main() -> None:
                 "errors": len(errors),
                 "embed_chunks_per_s": round(len(base) / embed_seconds, 1),
                 "write_seconds": round(write_seconds, 1),
+                "id_listing_ms": round(statistics.median(listing), 1),
             }
         )
     )

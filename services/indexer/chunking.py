@@ -15,7 +15,8 @@ one question is 0.02):
   embedded), 128 -> 0.55 / 0.59 (too little context per vector). "512 by default" would
   mean 512 for bge-large, and is wrong for MiniLM. `embed_limit` shrinks a page's chunks
   when its header and heading are longer than the room kept.
-- Overlap 32 word pieces by default, configurable.
+- Overlap 32 word pieces by default, configurable: without overlap the final configuration
+  drops from 0.67 / 0.82 to 0.63 / 0.78 (dense alone 0.63 / 0.71 -> 0.55 / 0.65).
 - `Chunk.text` is page text only, what a citation shows. `Chunk.embedding_text` puts a short
   document header in front ("ADOBE 2022 10K. ADOBE INC.", see `document_header`), because
   questions name the company and the year and chunk text rarely does: dense 0.45 -> 0.61
@@ -23,8 +24,9 @@ one question is 0.02):
 - It also puts the page heading ("CONSOLIDATED BALANCE SHEETS") in front of the chunks that
   do not start the page: a statement's numbers are three chunks down from its title. Dense
   0.61 / 0.67 -> 0.63 / 0.71; hybrid 0.55 / 0.71 -> 0.63 / 0.78.
-- A chunk never crosses a page (`cross_pages=False`): citations name one page and
-  FinanceBench's evidence is a page; see the bench for the measured alternative.
+- A chunk never crosses a page (`cross_pages=False`): citations name one page. Windows that
+  run on across pages measured no better (0.65 / 0.82 against 0.67 / 0.82), although a
+  chunk spanning two pages counts as a hit on either.
 - A page longer than one chunk is cut into windows of equal size (not 222 + a 20-token
   tail), on word boundaries, each sharing `overlap_tokens` with the previous one.
 """
