@@ -305,7 +305,7 @@ def index_filings(
         count = sum(len(files) for _, files in uploads)
         log(f"uploaded {count} files in {uploaded_in:.1f}s; all indexed after {seconds:.1f}s")
     else:
-        log("every document was indexed already (kept data folder): indexing skipped")
+        log(f"nothing to upload (kept data folder); all indexed after {seconds:.1f}s")
     return kbs, docs, seconds, bool(uploads)
 
 

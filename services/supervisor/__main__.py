@@ -9,6 +9,11 @@ the next starts. If any child dies, everything is stopped and the exit status is
 from __future__ import annotations
 
 import os
+
+# The supervisor forks children after using gRPC (health checks); gRPC's fork handlers
+# can deadlock that fork. It never uses gRPC in a child, so fork support is off. Must be
+# set before grpc is imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 import signal
 import sys
 import threading
