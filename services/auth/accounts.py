@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from services.auth import crud
 from services.auth.context import AuthContext
-from services.auth.models import ROLE_ADMIN, User, utcnow
+from services.auth.models import ROLE_ADMIN, User
 from services.auth.passwords import check_policy, hash_password, needs_rehash, verify_password
 from services.auth.sessions import TokenPair, start_session
 from services.common.db import session_scope
@@ -22,6 +22,7 @@ from services.common.errors import (
     RateLimited,
     Unauthenticated,
 )
+from services.common.timestamps import utcnow
 
 MAX_EMAIL_LENGTH = 254
 

@@ -14,10 +14,11 @@ from datetime import timedelta
 
 from services.auth import crud
 from services.auth.context import AuthContext
-from services.auth.models import ApiKey, utcnow
+from services.auth.models import ApiKey
 from services.auth.principal import Principal, user_scopes
 from services.common.db import session_scope
 from services.common.errors import InvalidInput, NotFound, Unauthenticated
+from services.common.timestamps import utcnow
 
 KEY_PREFIX = "flk_"
 MAX_KEY_NAME = 100

@@ -15,9 +15,9 @@ from services.auth.models import (
     Identity,
     RefreshToken,
     User,
-    utcnow,
 )
 from services.common.db import owned
+from services.common.timestamps import utcnow
 
 
 def get_user(session: Session, *, user_id: str) -> User | None:

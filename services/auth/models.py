@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    # Aware UTC: SQLModel's datetime columns refuse naive values and return UTC.
-    return datetime.now(UTC)
+from services.common.timestamps import utcnow
 
 
 def new_id() -> str:

@@ -26,7 +26,7 @@ from sqlmodel import col, delete
 from services.auth import crud
 from services.auth.accounts import normalize_email
 from services.auth.context import AuthContext
-from services.auth.models import Identity, OAuthState, utcnow
+from services.auth.models import Identity, OAuthState
 from services.auth.sessions import TokenPair, start_session
 from services.auth.settings import OAuthProviderConfig
 from services.common.db import session_scope
@@ -37,6 +37,7 @@ from services.common.errors import (
     Unauthenticated,
     Unavailable,
 )
+from services.common.timestamps import utcnow
 
 HTTP_TIMEOUT = 10
 GOOGLE_DISCOVERY = "https://accounts.google.com/.well-known/openid-configuration"

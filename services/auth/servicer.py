@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import grpc
 from forgeline.v1 import auth_pb2, auth_pb2_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.auth import accounts, api_keys, oauth, sessions
 from services.auth.context import AuthContext
 from services.auth.models import ROLE_ADMIN, ApiKey, User
 from services.auth.principal import Principal
+from services.common.timestamps import to_timestamp
 
 _KINDS = {
     "access_token": auth_pb2.CREDENTIAL_KIND_ACCESS_TOKEN,
     "api_key": auth_pb2.CREDENTIAL_KIND_API_KEY,
 }
-
-
-def _ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def user_to_proto(user: User) -> auth_pb2.User:
@@ -33,7 +23,7 @@ def user_to_proto(user: User) -> auth_pb2.User:
         email=user.email,
         role=auth_pb2.ROLE_ADMIN if user.role == ROLE_ADMIN else auth_pb2.ROLE_MEMBER,
         disabled=user.disabled,
-        created_at=_ts(user.created_at),
+        created_at=to_timestamp(user.created_at),
     )
 
 
@@ -43,9 +33,9 @@ def key_to_proto(key: ApiKey) -> auth_pb2.ApiKey:
         name=key.name,
         prefix=f"{api_keys.KEY_PREFIX}{key.prefix}",
         scopes=key.scopes.split(),
-        created_at=_ts(key.created_at),
-        last_used_at=_ts(key.last_used_at),
-        revoked_at=_ts(key.revoked_at),
+        created_at=to_timestamp(key.created_at),
+        last_used_at=to_timestamp(key.last_used_at),
+        revoked_at=to_timestamp(key.revoked_at),
     )
 
 
@@ -64,7 +54,7 @@ def principal_to_proto(principal: Principal) -> auth_pb2.Principal:
         scopes=principal.scopes,
         kind=_KINDS[principal.kind],
         credential_id=principal.credential_id,
-        expires_at=_ts(principal.expires_at),
+        expires_at=to_timestamp(principal.expires_at),
     )
 
 

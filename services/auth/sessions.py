@@ -11,10 +11,11 @@ from sqlmodel import Session
 
 from services.auth import api_keys, crud
 from services.auth.context import AuthContext
-from services.auth.models import AuthSession, RefreshToken, User, utcnow
+from services.auth.models import AuthSession, RefreshToken, User
 from services.auth.principal import Principal, user_scopes
 from services.common.db import session_scope
 from services.common.errors import PermissionDenied, Unauthenticated
+from services.common.timestamps import utcnow
 
 REFRESH_PREFIX = "flr_"
 

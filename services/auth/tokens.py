@@ -15,9 +15,10 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.auth.models import new_id, utcnow
+from services.auth.models import new_id
 from services.auth.settings import AuthSettings
 from services.common.errors import Unauthenticated
+from services.common.timestamps import utcnow
 
 ALGORITHM = "EdDSA"
 AUDIENCE = "forgeline"

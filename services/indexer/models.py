@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from services.common.timestamps import utcnow
 
 PENDING = "pending"
 INDEXED = "indexed"
 FAILED = "failed"
 DELETED = "deleted"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Document(SQLModel, table=True):

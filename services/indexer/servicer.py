@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
 import grpc
 from forgeline.v1 import indexer_pb2, indexer_pb2_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlmodel import col, delete, select
 
 from services.common import vectors
 from services.common.db import session_scope
 from services.common.errors import InvalidInput
+from services.common.timestamps import to_timestamp
 from services.indexer.events import BucketEvent
 from services.indexer.intake import Enqueue, apply_events
 from services.indexer.keys import kb_prefix
@@ -25,12 +24,6 @@ _STATES = {
     FAILED: indexer_pb2.DOCUMENT_STATE_FAILED,
     DELETED: indexer_pb2.DOCUMENT_STATE_DELETED,
 }
-
-
-def _ts(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def document_to_proto(row: Document) -> indexer_pb2.Document:
@@ -46,7 +39,7 @@ def document_to_proto(row: Document) -> indexer_pb2.Document:
         chunks=row.chunks,
         pages=row.pages,
         size=row.size,
-        updated_at=_ts(row.updated_at),
+        updated_at=to_timestamp(row.updated_at),
     )
 
 

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 
 import grpc
 from forgeline.v1 import indexer_pb2, indexer_pb2_grpc, rag_pb2, rag_pb2_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.engine import Engine
 
 from services.common.crypto import SecretBox
 from services.common.errors import InvalidInput
 from services.common.settings import BaseServiceSettings
+from services.common.timestamps import to_timestamp
 from services.rag import knowledge_bases
 from services.rag.answering import Answerer
 from services.rag.models import KnowledgeBase
 from services.rag.search import Searcher
-
-
-def _ts(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def kb_to_proto(kb: KnowledgeBase) -> rag_pb2.KnowledgeBase:
@@ -37,7 +30,7 @@ def kb_to_proto(kb: KnowledgeBase) -> rag_pb2.KnowledgeBase:
         bucket=kb.bucket,
         prefix=kb.prefix,
         external_bucket=kb.external,
-        created_at=_ts(kb.created_at),
+        created_at=to_timestamp(kb.created_at),
     )
 
 
