@@ -20,17 +20,38 @@ _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 def s3_client(settings: BaseServiceSettings) -> Any:
+    """The platform's own object store."""
     secret = settings.s3_secret_access_key
+    return bucket_client(
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret else None,
+    )
+
+
+def bucket_client(
+    *,
+    endpoint_url: str | None,
+    region: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    max_attempts: int = 5,
+    timeout_seconds: float = 60,
+) -> Any:
+    """An S3 client for any S3-compatible store: ours, or a bucket a user attached."""
     return boto3.client(
         "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.s3_region,
-        aws_access_key_id=settings.s3_access_key_id,
-        aws_secret_access_key=secret.get_secret_value() if secret else None,
+        endpoint_url=endpoint_url,
+        region_name=region or "us-east-1",
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
         config=Config(
             signature_version="s3v4",
             s3={"addressing_style": "path"},
-            retries={"max_attempts": 5, "mode": "standard"},
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            connect_timeout=min(timeout_seconds, 10),
+            read_timeout=timeout_seconds,
         ),
     )
 

@@ -63,8 +63,9 @@ def get_collection(client: Any, embedding_model: str) -> Any:
     )
 
 
-def chunk_id(bucket: str, key: str, etag: str, index: int) -> str:
-    digest = hashlib.sha256(f"{bucket}\0{key}".encode()).hexdigest()[:32]
+def chunk_id(kb_id: str, bucket: str, key: str, etag: str, index: int) -> str:
+    # The knowledge base is part of the id: two of them may watch the same attached bucket.
+    digest = hashlib.sha256(f"{kb_id}\0{bucket}\0{key}".encode()).hexdigest()[:32]
     return f"{digest}:{etag}:{index}"
 
 
@@ -102,7 +103,7 @@ def chunk_records(
     its `embedding_text`, header and heading included)."""
     name = document if document is not None else key.rsplit("/", 1)[-1]
     return {
-        "ids": [chunk_id(bucket, key, etag, c.index) for c in chunks],
+        "ids": [chunk_id(kb_id, bucket, key, etag, c.index) for c in chunks],
         "documents": [c.text for c in chunks],
         "embeddings": embeddings,
         "metadatas": [

@@ -165,6 +165,11 @@ class RagClient:
             service="rag",
         )
 
+    async def update_knowledge_base(
+        self, request: rag_pb2.UpdateKnowledgeBaseRequest
+    ) -> rag_pb2.KnowledgeBase:
+        return await _call(self._stub.UpdateKnowledgeBase, request, service="rag")
+
     async def delete_knowledge_base(self, owner_id: str, kb_id: str) -> None:
         await _call(
             self._stub.DeleteKnowledgeBase,

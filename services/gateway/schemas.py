@@ -190,6 +190,30 @@ class KnowledgeBaseCreate(BaseModel):
         return request
 
 
+class KnowledgeBaseUpdate(BaseModel):
+    """Only the fields given change. A new embedding model or new chunking re-indexes every
+    document (each stays searchable under its old settings until its turn comes)."""
+
+    name: str | None = Field(None, min_length=1, max_length=100)
+    embedding_model: str | None = Field(None, max_length=200)
+    chunking: ChunkingSettings | None = None
+
+    def to_proto(self, owner_id: str, kb_id: str) -> rag_pb2.UpdateKnowledgeBaseRequest:
+        request = rag_pb2.UpdateKnowledgeBaseRequest(owner_id=owner_id, id=kb_id)
+        if self.name is not None:
+            request.name = self.name
+        if self.embedding_model is not None:
+            request.embedding_model = self.embedding_model
+        if self.chunking is not None:
+            request.chunking.CopyFrom(
+                rag_pb2.ChunkingSettings(
+                    chunk_tokens=self.chunking.chunk_tokens,
+                    overlap_tokens=self.chunking.overlap_tokens,
+                )
+            )
+        return request
+
+
 class KnowledgeBasePublic(BaseModel):
     id: str
     name: str

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 EventKind = Literal["put", "delete"]
 EventSource = Literal["s3", "minio", "seaweedfs"]
@@ -67,6 +67,15 @@ class BucketEvent(BaseModel):
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
+
+
+def _event(**fields: Any) -> BucketEvent:
+    """A BucketEvent, or EventParseError for a field of the wrong type (an `eTag` of 42):
+    a body we can never read must be dropped by the consumer, not retried forever."""
+    try:
+        return BucketEvent(**fields)
+    except ValidationError as error:
+        raise EventParseError(f"an event field has the wrong type: {error}") from error
 
 
 def _load(body: str | bytes | dict[str, Any] | list[Any]) -> Any:
@@ -130,7 +139,7 @@ def _events_from_records(records: Any, source: EventSource) -> list[BucketEvent]
             raise EventParseError("an event record has no bucket name or object key")
         size = obj.get("size")
         events.append(
-            BucketEvent(
+            _event(
                 kind=kind,
                 bucket=bucket,
                 # Keys are form-encoded: "+" is a space, "%2B" a plus (moto also encodes "/").
@@ -179,7 +188,8 @@ def parse_s3_event(body: str | bytes | dict[str, Any]) -> list[BucketEvent]:
 #   "Records": [<one S3 record>]}`; event names carry the "s3:" prefix. (Before it posts, the
 #   target probes the endpoint with HEAD, so a receiver must answer HEAD too.)
 # - Redis, format=access: RPUSHes onto the list `key` one JSON array per event,
-#   `[{"Event": [<one S3 record>], "EventTime": "..."}]`; BLPOP an item and pass it here.
+#   `[{"Event": [<one S3 record>], "EventTime": "..."}]`; services/indexer/redis_events.py
+#   moves each item to a processing list and passes it here.
 # - Redis, format=namespace: keeps a hash that mirrors the bucket. On a put it HSETs field
 #   "bucket/decoded key" to `{"Records": [<record>]}` (parse_minio_event reads such a value),
 #   and on s3:ObjectRemoved:Delete it HDELs the field, so a delete leaves no payload at all.
@@ -319,7 +329,7 @@ def _seaweed_event(
         version_id = _extended(entry, _VERSION_ID_KEY) or version_id
         if kind == "put" and _extended(entry, _DELETE_MARKER_KEY) == "true":
             # A new delete marker: the object is deleted (S3: ObjectRemoved:DeleteMarkerCreated).
-            return BucketEvent(
+            return _event(
                 kind="delete",
                 bucket=bucket,
                 key=key,
@@ -327,7 +337,7 @@ def _seaweed_event(
                 event_time=_entry_mtime(entry),
                 source="seaweedfs",
             )
-    return BucketEvent(
+    return _event(
         kind=kind,
         bucket=bucket,
         key=key,

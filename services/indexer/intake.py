@@ -10,21 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from services.indexer.events import BucketEvent
-from services.indexer.keys import parse_key
+from services.indexer.keys import ObjectRef
+from services.indexer.reconcile import Enqueue
 from services.indexer.sync import Syncer
 
-Enqueue = Callable[[str, str], object]
+# bucket, key -> the knowledge bases the object belongs to (KnowledgeBaseDirectory.refs_for)
+Resolve = Callable[[str, str], list[ObjectRef]]
 
 
-def apply_events(syncer: Syncer, events: Iterable[BucketEvent], enqueue: Enqueue) -> int:
-    """Returns how many events concerned a knowledge base (others are ignored)."""
+def apply_events(
+    syncer: Syncer, events: Iterable[BucketEvent], resolve: Resolve, enqueue: Enqueue
+) -> int:
+    """Returns how many (event, knowledge base) pairs were queued; other objects are ignored."""
     handled = 0
     for event in events:
-        ref = parse_key(event.bucket, event.key)
-        if ref is None:
-            continue
-        if event.kind == "put":
-            syncer.mark_pending(ref, etag=event.etag or "", size=event.size or 0)
-        enqueue(event.bucket, event.key)
-        handled += 1
+        for ref in resolve(event.bucket, event.key):
+            if event.kind == "put":
+                syncer.mark_pending(ref, etag=event.etag or "", size=event.size or 0)
+            enqueue(event.bucket, event.key, ref.kb_id)
+            handled += 1
     return handled

@@ -2,33 +2,68 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import grpc
-from cachetools import TTLCache
 from forgeline.v1 import rag_pb2, rag_pb2_grpc
 
+from services.common.crypto import SecretBox
 from services.common.errors import from_grpc
 from services.common.grpc_client import sync_channel
-from services.indexer.sync import KnowledgeBaseConfig
+from services.indexer.keys import ObjectRef, parse_key
+from services.indexer.sources import BucketAccess, KnowledgeBaseSource
+
+# How long the list of attached buckets is reused to route events. An attachment made just
+# now is picked up by its first reconcile anyway.
+ATTACHED_TTL_SECONDS = 10.0
 
 
 class KnowledgeBaseDirectory:
-    """Looks a knowledge base up by owner and id; None once it has been deleted."""
+    """Looks knowledge bases up, decrypting the credentials of attached buckets."""
 
-    def __init__(self, rag_address: str, *, deadline_seconds: float) -> None:
+    def __init__(
+        self,
+        rag_address: str,
+        *,
+        deadline_seconds: float,
+        secrets: SecretBox,
+        platform_bucket: str,
+    ) -> None:
         self._stub = rag_pb2_grpc.RagServiceStub(sync_channel(rag_address))
         self._deadline = deadline_seconds
-        # Settings of a knowledge base never change after creation; a deletion shows within
-        # the TTL, and the documents of a deleted one are dropped explicitly anyway.
-        self._cache: TTLCache[tuple[str, str], KnowledgeBaseConfig] = TTLCache(1024, ttl=30)
+        self._secrets = secrets
+        self.platform_bucket = platform_bucket
+        self._attached: tuple[float, list[KnowledgeBaseSource]] | None = None
+        self._lock = threading.Lock()
 
-    def get(self, owner_id: str, kb_id: str) -> KnowledgeBaseConfig | None:
-        cached = self._cache.get((owner_id, kb_id))
-        if cached is not None:
-            return cached
+    def _source(self, message: rag_pb2.KnowledgeBaseSource) -> KnowledgeBaseSource:
+        kb = message.knowledge_base
+        access = None
+        if kb.external_bucket:
+            access = BucketAccess(
+                endpoint_url=message.endpoint_url or None,
+                region=message.region or None,
+                access_key_id=message.access_key_id,
+                secret_access_key=self._secrets.decrypt(message.secret_access_key_encrypted),
+            )
+        return KnowledgeBaseSource(
+            id=kb.id,
+            owner_id=kb.owner_id,
+            embedding_model=kb.embedding_model,
+            chunk_tokens=kb.chunking.chunk_tokens,
+            overlap_tokens=kb.chunking.overlap_tokens,
+            bucket=kb.bucket,
+            prefix=kb.prefix,
+            access=access,
+        )
+
+    def get(self, kb_id: str) -> KnowledgeBaseSource | None:
+        """Fresh on every call: a worker must index with the settings of now, not of a
+        minute ago (they change when a user edits the knowledge base)."""
         try:
-            kb = self._stub.GetKnowledgeBase(
-                rag_pb2.GetKnowledgeBaseRequest(owner_id=owner_id, id=kb_id),
-                timeout=self._deadline,
+            reply = self._stub.GetKnowledgeBaseSource(
+                rag_pb2.GetKnowledgeBaseSourceRequest(id=kb_id), timeout=self._deadline
             )
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
@@ -36,12 +71,34 @@ class KnowledgeBaseDirectory:
             raise from_grpc(
                 error.code(), error.details(), tuple(error.trailing_metadata() or ()), service="rag"
             ) from None
-        config = KnowledgeBaseConfig(
-            id=kb.id,
-            owner_id=kb.owner_id,
-            embedding_model=kb.embedding_model,
-            chunk_tokens=kb.chunking.chunk_tokens,
-            overlap_tokens=kb.chunking.overlap_tokens,
-        )
-        self._cache[(owner_id, kb_id)] = config
-        return config
+        return self._source(reply)
+
+    def all(self, *, external_only: bool = False) -> list[KnowledgeBaseSource]:
+        try:
+            reply = self._stub.ListKnowledgeBaseSources(
+                rag_pb2.ListKnowledgeBaseSourcesRequest(external_only=external_only),
+                timeout=self._deadline,
+            )
+        except grpc.RpcError as error:
+            raise from_grpc(
+                error.code(), error.details(), tuple(error.trailing_metadata() or ()), service="rag"
+            ) from None
+        return [self._source(s) for s in reply.sources]
+
+    def attached(self) -> list[KnowledgeBaseSource]:
+        with self._lock:
+            now = time.monotonic()
+            if self._attached is None or now - self._attached[0] > ATTACHED_TTL_SECONDS:
+                self._attached = (now, self.all(external_only=True))
+            return self._attached[1]
+
+    def refs_for(self, bucket: str, key: str) -> list[ObjectRef]:
+        """Every knowledge base an object of this bucket belongs to: none, one, or several
+        (two users may attach the same bucket, each reading it with their own key)."""
+        refs = []
+        if bucket == self.platform_bucket:
+            ref = parse_key(bucket, key)
+            if ref is not None:
+                refs.append(ref)
+        refs += [kb.ref(key) for kb in self.attached() if kb.contains(bucket, key)]
+        return refs

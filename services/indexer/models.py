@@ -21,7 +21,10 @@ class Document(SQLModel, table=True):
     what the index holds of it."""
 
     __tablename__ = "indexer_documents"
-    __table_args__ = (UniqueConstraint("bucket", "key"),)
+    # Two knowledge bases may watch the same attached bucket: one row per knowledge base.
+    __table_args__ = (
+        UniqueConstraint("kb_id", "bucket", "key", name="uq_indexer_documents_object"),
+    )
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
     owner_id: str = Field(index=True, max_length=32)
@@ -32,6 +35,9 @@ class Document(SQLModel, table=True):
     # The version the bucket last reported, and the one whose chunks are in the index.
     etag: str = Field(default="", max_length=128)
     indexed_etag: str = Field(default="", max_length=128)
+    # The knowledge base's embedding model and chunking when it was indexed (see
+    # KnowledgeBaseSource.signature); a change re-indexes the document.
+    indexed_signature: str = Field(default="", max_length=160)
     size: int = 0
     state: str = Field(default=PENDING, max_length=16)
     failure_code: str | None = Field(default=None, max_length=64)

@@ -7,10 +7,13 @@ import threading
 from pathlib import Path
 
 import uvicorn
+from botocore.exceptions import ClientError
 from forgeline.v1 import indexer_pb2_grpc
 from grpc_health.v1 import health_pb2
 
+from services.common.crypto import SecretBox
 from services.common.db import create_db_engine, run_migrations
+from services.common.errors import InvalidInput, NotFound
 from services.common.grpc_server import build_server
 from services.common.logging import get_logger, setup_logging
 from services.common.queue import INDEXING_QUEUE
@@ -20,10 +23,12 @@ from services.common.vectors import chroma_client
 from services.indexer.consumers import SqsPoller, webhook_app
 from services.indexer.events import BucketEvent
 from services.indexer.intake import apply_events
+from services.indexer.knowledge_bases import KnowledgeBaseDirectory
 from services.indexer.reconcile import reconcile
+from services.indexer.redis_events import RedisListConsumer
 from services.indexer.servicer import IndexerServicer
 from services.indexer.settings import IndexerSettings
-from services.indexer.sync import Syncer
+from services.indexer.sync import AttachedBucketError, Syncer, access_failure
 from services.indexer.tasks import RECONCILE, SYNC_OBJECT
 from services.indexer.tasks import app as celery_app
 
@@ -47,21 +52,35 @@ def main() -> None:
         max_document_bytes=settings.max_document_bytes,
     )
 
-    def enqueue(bucket: str, key: str) -> None:
-        celery_app.send_task(SYNC_OBJECT, args=[bucket, key], queue=INDEXING_QUEUE)
+    directory = KnowledgeBaseDirectory(
+        settings.rag_grpc_address,
+        deadline_seconds=settings.grpc_deadline_seconds,
+        secrets=SecretBox(settings),
+        platform_bucket=settings.s3_bucket,
+    )
+
+    def enqueue(bucket: str, key: str, kb_id: str) -> None:
+        celery_app.send_task(SYNC_OBJECT, args=[bucket, key, kb_id], queue=INDEXING_QUEUE)
 
     def apply(events: list[BucketEvent]) -> int:
-        return apply_events(syncer, events, enqueue)
+        return apply_events(syncer, events, directory.refs_for, enqueue)
 
     def reconcile_now(owner_id: str, kb_id: str) -> dict[str, int]:
-        return reconcile(
-            syncer,
-            bucket=settings.s3_bucket,
-            owner_id=owner_id or None,
-            kb_id=kb_id or None,
-            stale_after_seconds=settings.stale_pending_seconds,
-            enqueue=enqueue,
-        ).as_dict()
+        kb = directory.get(kb_id)
+        if kb is None or kb.owner_id != owner_id:
+            raise NotFound("kb_not_found", "No such knowledge base.")
+        try:
+            report = reconcile(
+                syncer, kb, stale_after_seconds=settings.stale_pending_seconds, enqueue=enqueue
+            )
+        except ClientError as error:
+            code = access_failure(error)
+            if kb.external and code:
+                raise InvalidInput(code, AttachedBucketError(code).reason) from None
+            raise
+        counts = report.as_dict()
+        counts.pop("unreachable_sources")  # one knowledge base: an unreachable one raised
+        return counts
 
     servicer = IndexerServicer(
         syncer, bucket=settings.s3_bucket, enqueue=enqueue, reconcile=reconcile_now
@@ -83,13 +102,30 @@ def main() -> None:
             region=settings.s3_region,
         )
         poller.start()
+    redis_consumer = None
+    if settings.indexer_minio_redis_url:
+        redis_consumer = RedisListConsumer(
+            settings.indexer_minio_redis_url, settings.indexer_minio_redis_key, apply
+        )
+        redis_consumer.start()
 
-    def periodic_reconcile() -> None:
+    def periodic_reconcile(interval: int, external_only: bool) -> None:
         # A lost event heals within one interval even if nobody asks.
-        while not stopping.wait(settings.reconcile_interval_seconds):
-            celery_app.send_task(RECONCILE, queue=INDEXING_QUEUE)
+        while not stopping.wait(interval):
+            celery_app.send_task(
+                RECONCILE, kwargs={"external_only": external_only}, queue=INDEXING_QUEUE
+            )
 
-    threading.Thread(target=periodic_reconcile, name="reconcile-timer", daemon=True).start()
+    for interval, external_only in (
+        (settings.reconcile_interval_seconds, False),
+        (settings.attached_reconcile_interval_seconds, True),
+    ):
+        threading.Thread(
+            target=periodic_reconcile,
+            args=(interval, external_only),
+            name="reconcile-timer",
+            daemon=True,
+        ).start()
     log.info("indexer listening", grpc_port=port, webhook_port=settings.indexer_webhook_port)
     try:
         uvicorn.run(
@@ -103,6 +139,8 @@ def main() -> None:
         stopping.set()
         if poller is not None:
             poller.stopping.set()
+        if redis_consumer is not None:
+            redis_consumer.stopping.set()
         health.enter_graceful_shutdown()
         grpc_server.stop(5).wait()
         shutdown_telemetry()

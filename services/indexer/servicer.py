@@ -12,10 +12,9 @@ from services.common import vectors
 from services.common.db import session_scope
 from services.common.errors import InvalidInput
 from services.common.timestamps import to_timestamp
-from services.indexer.events import BucketEvent
-from services.indexer.intake import Enqueue, apply_events
-from services.indexer.keys import kb_prefix
+from services.indexer.keys import ObjectRef, kb_prefix
 from services.indexer.models import DELETED, FAILED, INDEXED, PENDING, Document
+from services.indexer.reconcile import Enqueue
 from services.indexer.sync import Syncer
 
 _STATES = {
@@ -77,19 +76,18 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):  # type: ignore[
     ) -> indexer_pb2.Document:
         if not request.key.startswith(kb_prefix(request.owner_id, request.kb_id)):
             raise InvalidInput("key_outside_kb", "That object is not in this knowledge base.")
-        event = BucketEvent(
-            kind="delete" if request.deleted else "put",
-            bucket=request.bucket,
-            key=request.key,
-            etag=request.etag or None,
-            size=request.size,
-            source="s3",
+        ref = ObjectRef(
+            bucket=request.bucket, key=request.key, owner_id=request.owner_id, kb_id=request.kb_id
         )
-        apply_events(self.syncer, [event], self.enqueue)
+        if not request.deleted:
+            self.syncer.mark_pending(ref, etag=request.etag, size=request.size)
+        self.enqueue(ref.bucket, ref.key, ref.kb_id)
         with session_scope(self.syncer.engine) as db:
             row = db.exec(
                 select(Document).where(
-                    Document.bucket == request.bucket, Document.key == request.key
+                    Document.kb_id == request.kb_id,
+                    Document.bucket == request.bucket,
+                    Document.key == request.key,
                 )
             ).first()
         return document_to_proto(row) if row else indexer_pb2.Document(key=request.key)

@@ -22,4 +22,10 @@ class IndexerSettings(BaseServiceSettings):
     # A document still `pending` after this long is queued again by the reconcile pass.
     stale_pending_seconds: int = 300
     reconcile_interval_seconds: int = 600
+    # Attached buckets are listed this often: many users' buckets send us no events at all.
+    attached_reconcile_interval_seconds: int = 60
     embed_batch_size: int = 32
+    # Redis URL MinIO's Redis notification target (format=access) writes to; unset: off.
+    indexer_minio_redis_url: str | None = None
+    # The list key configured on that target (MinIO's `key`); its `KEY:processing` list is ours.
+    indexer_minio_redis_key: str = "forgeline-bucket-events"

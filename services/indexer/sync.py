@@ -5,9 +5,11 @@ duplicate, one out of order) made us look at a key, `sync_object` asks the bucke
 key holds *now* and makes the index hold exactly that version:
 
 - gone from the bucket: every chunk of the key is removed;
-- same ETag already indexed: nothing to do (duplicates are free);
-- otherwise: extract, chunk, embed and upsert under ids derived from bucket, key, ETag and
-  chunk number, then remove the chunks of any other ETag of the key.
+- same ETag already indexed, with the knowledge base's current settings: nothing to do
+  (duplicates are free);
+- otherwise: extract, chunk, embed and upsert under ids derived from knowledge base, bucket,
+  key, ETag and chunk number, then remove the chunks of any other ETag of the key. When the
+  knowledge base's embedding model or chunking changed, the old chunks go first.
 
 Chunk ids are deterministic, so a worker killed halfway and run again overwrites what it
 had written instead of adding to it. A file that cannot be indexed ends as `failed` with a
@@ -30,21 +32,43 @@ from services.common import vectors
 from services.common.db import session_scope
 from services.common.embedding import Embedder
 from services.common.logging import get_logger
+from services.common.storage import bucket_client
 from services.indexer.chunking import chunk_pages, document_header
 from services.indexer.extract import ExtractionError, extract
 from services.indexer.keys import ObjectRef
 from services.indexer.models import DELETED, FAILED, INDEXED, PENDING, Document
+from services.indexer.sources import KnowledgeBaseSource
 
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class KnowledgeBaseConfig:
-    id: str
-    owner_id: str
-    embedding_model: str
-    chunk_tokens: int
-    overlap_tokens: int
+# What an attached bucket answers when the user's credentials or bucket no longer work;
+# retrying will not help, the user must fix the attachment.
+_ACCESS_FAILURES = {
+    "AccessDenied": "bucket_access_denied",
+    "InvalidAccessKeyId": "bucket_access_denied",
+    "SignatureDoesNotMatch": "bucket_access_denied",
+    "403": "bucket_access_denied",
+    "NoSuchBucket": "bucket_not_found",
+}
+
+
+ACCESS_FAILURES = frozenset(_ACCESS_FAILURES.values())
+
+
+class AttachedBucketError(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.reason = (
+            "The attached bucket refused our credentials; check the access key."
+            if code == "bucket_access_denied"
+            else "The attached bucket no longer exists."
+        )
+
+
+def access_failure(error: ClientError) -> str | None:
+    return _ACCESS_FAILURES.get(str(error.response.get("Error", {}).get("Code", "")))
 
 
 @dataclass(frozen=True)
@@ -74,6 +98,7 @@ class Syncer:
         self.max_document_bytes = max_document_bytes
         self.embed_batch_size = embed_batch_size
         self._embedders: dict[str, Embedder] = {}
+        self._clients: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
 
     def embedder(self, model: str) -> Embedder:
@@ -84,10 +109,31 @@ class Syncer:
 
     # -- the bucket ---------------------------------------------------------------------
 
-    def head(self, ref: ObjectRef) -> tuple[str, int] | None:
+    def client_for(self, kb: KnowledgeBaseSource) -> Any:
+        """The platform's client, or one for an attached bucket with the user's credentials."""
+        access = kb.access
+        if access is None:
+            return self.s3
+        ident = (
+            access.endpoint_url or "",
+            access.region or "",
+            access.access_key_id,
+            access.secret_access_key,
+        )
+        with self._lock:
+            if ident not in self._clients:
+                self._clients[ident] = bucket_client(
+                    endpoint_url=access.endpoint_url,
+                    region=access.region,
+                    access_key_id=access.access_key_id,
+                    secret_access_key=access.secret_access_key,
+                )
+            return self._clients[ident]
+
+    def head(self, ref: ObjectRef, client: Any) -> tuple[str, int] | None:
         """(ETag, size) of what the key holds now, or None when it is gone."""
         try:
-            reply = self.s3.head_object(Bucket=ref.bucket, Key=ref.key)
+            reply = client.head_object(Bucket=ref.bucket, Key=ref.key)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return None
@@ -99,7 +145,11 @@ class Syncer:
     def _row(self, ref: ObjectRef) -> Document:
         with session_scope(self.engine) as db:
             row = db.exec(
-                select(Document).where(Document.bucket == ref.bucket, Document.key == ref.key)
+                select(Document).where(
+                    Document.kb_id == ref.kb_id,
+                    Document.bucket == ref.bucket,
+                    Document.key == ref.key,
+                )
             ).first()
             if row is not None:
                 return row
@@ -138,6 +188,12 @@ class Syncer:
             conditions.append({vectors.ETAG: {"$ne": keep_etag}})
         collection.delete(where={"$and": conditions})
 
+    def remove_chunks_everywhere(self, kb_id: str, key: str) -> None:
+        """Every chunk of the key, whichever model embedded it (the model may have changed)."""
+        for collection in self.chroma.list_collections():
+            if collection.name.startswith(vectors.collection_name("")):
+                collection.delete(where={"$and": [{vectors.KB_ID: kb_id}, {vectors.KEY: key}]})
+
     def mark_pending(self, ref: ObjectRef, *, etag: str, size: int) -> Document:
         """What an event or an upload records before the work is queued."""
         row = self._row(ref)
@@ -152,18 +208,32 @@ class Syncer:
         row = self._row(ref)
         self._update(row.id, state=DELETED, etag="", chunks=0)
 
-    def sync_object(self, ref: ObjectRef, kb: KnowledgeBaseConfig | None) -> SyncResult:
+    def sync_object(self, ref: ObjectRef, kb: KnowledgeBaseSource | None) -> SyncResult:
         row = self._row(ref)
         if kb is None:  # the knowledge base was deleted; DropKnowledgeBase cleans up
             self._update(row.id, state=DELETED, etag="", indexed_etag="", chunks=0)
             return SyncResult("deleted")
-        current = self.head(ref)
+        try:
+            return self._sync(ref, kb, row)
+        except AttachedBucketError as failure:
+            self._update(
+                row.id, state=FAILED, failure_code=failure.code, failure_reason=failure.reason
+            )
+            log.info("attached bucket refused", kb_id=kb.id, code=failure.code)
+            return SyncResult("failed")
+
+    def _sync(self, ref: ObjectRef, kb: KnowledgeBaseSource, row: Document) -> SyncResult:
+        client = self.client_for(kb)
+        current = self._head_checked(ref, kb, client)
         if current is None:
-            self.remove_chunks(kb.embedding_model, ref.kb_id, ref.key)
-            self._update(row.id, state=DELETED, etag="", indexed_etag="", chunks=0)
+            self.remove_chunks_everywhere(ref.kb_id, ref.key)
+            self._update(
+                row.id, state=DELETED, etag="", indexed_etag="", indexed_signature="", chunks=0
+            )
             return SyncResult("deleted")
         etag, size = current
-        if row.state == INDEXED and row.indexed_etag == etag:
+        same_settings = row.indexed_signature == kb.signature
+        if row.state == INDEXED and row.indexed_etag == etag and same_settings:
             return SyncResult("unchanged", etag, row.chunks)
         self._update(row.id, etag=etag, size=size, state=PENDING)
         try:
@@ -173,37 +243,62 @@ class Syncer:
                     f"The file is {size // 1_048_576} MiB; the limit is "
                     f"{self.max_document_bytes // 1_048_576} MiB.",
                 )
-            body = self.s3.get_object(Bucket=ref.bucket, Key=ref.key)
-            document = extract(ref.name, body["Body"].read(), max_bytes=self.max_document_bytes)
+            body = self._get_checked(ref, kb, client)
+            document = extract(ref.name, body, max_bytes=self.max_document_bytes)
         except ExtractionError as failure:
-            self.remove_chunks(kb.embedding_model, ref.kb_id, ref.key)
+            self.remove_chunks_everywhere(ref.kb_id, ref.key)
             self._update(
                 row.id,
                 state=FAILED,
                 indexed_etag="",
+                indexed_signature="",
                 chunks=0,
                 failure_code=failure.code,
                 failure_reason=failure.reason,
             )
             log.info("document failed", key=ref.key, code=failure.code)
             return SyncResult("failed", etag)
+        if row.indexed_signature and not same_settings:
+            # Chunks cut or embedded under other settings: none of them may stay.
+            self.remove_chunks_everywhere(ref.kb_id, ref.key)
         count = self._index(ref, kb, etag, document)
         self.remove_chunks(kb.embedding_model, ref.kb_id, ref.key, keep_etag=etag)
         self._update(
             row.id,
             state=INDEXED,
             indexed_etag=etag,
+            indexed_signature=kb.signature,
             chunks=count,
             pages=len(document.pages),
             failure_code=None,
             failure_reason=None,
         )
-        after = self.head(ref)
+        after = self._head_checked(ref, kb, client)
         return SyncResult(
             "indexed", etag, count, changed_meanwhile=after is None or after[0] != etag
         )
 
-    def _index(self, ref: ObjectRef, kb: KnowledgeBaseConfig, etag: str, document: Any) -> int:
+    def _head_checked(
+        self, ref: ObjectRef, kb: KnowledgeBaseSource, client: Any
+    ) -> tuple[str, int] | None:
+        try:
+            return self.head(ref, client)
+        except ClientError as error:
+            code = access_failure(error)
+            if kb.external and code:
+                raise AttachedBucketError(code) from error
+            raise
+
+    def _get_checked(self, ref: ObjectRef, kb: KnowledgeBaseSource, client: Any) -> bytes:
+        try:
+            return bytes(client.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read())
+        except ClientError as error:
+            code = access_failure(error)
+            if kb.external and code:
+                raise AttachedBucketError(code) from error
+            raise
+
+    def _index(self, ref: ObjectRef, kb: KnowledgeBaseSource, etag: str, document: Any) -> int:
         embedder = self.embedder(kb.embedding_model)
         pages = [(page.index, page.text) for page in document.pages]
         header = document_header(

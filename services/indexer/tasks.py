@@ -14,6 +14,7 @@ from functools import cache
 from botocore.exceptions import BotoCoreError, ClientError
 from celery.signals import worker_process_init, worker_ready
 
+from services.common.crypto import SecretBox
 from services.common.db import create_db_engine
 from services.common.errors import Unavailable
 from services.common.logging import get_logger, setup_logging
@@ -53,7 +54,10 @@ def syncer() -> Syncer:
 @cache
 def directory() -> KnowledgeBaseDirectory:
     return KnowledgeBaseDirectory(
-        settings.rag_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+        settings.rag_grpc_address,
+        deadline_seconds=settings.grpc_deadline_seconds,
+        secrets=SecretBox(settings),
+        platform_bucket=settings.s3_bucket,
     )
 
 
@@ -77,15 +81,22 @@ def _resume(**_: object) -> None:
     retry_backoff_max=300,
     max_retries=12,
 )
-def sync_object_task(bucket: str, key: str) -> str:
-    ref = parse_key(bucket, key)
+def sync_object_task(bucket: str, key: str, kb_id: str | None = None) -> str:
+    if kb_id is None:  # queued before attached buckets existed: the key names its KB
+        parsed = parse_key(bucket, key)
+        if parsed is None:
+            return "ignored"
+        kb_id = parsed.kb_id
+    kb = directory().get(kb_id)
+    if kb is not None and not kb.contains(bucket, key):
+        return "ignored"  # an event routed to a knowledge base that does not hold this key
+    ref = kb.ref(key) if kb is not None else parse_key(bucket, key)
     if ref is None:
         return "ignored"
-    kb = directory().get(ref.owner_id, ref.kb_id)
     result = syncer().sync_object(ref, kb)
     if result.changed_meanwhile:
-        sync_object_task.apply_async((bucket, key), countdown=1)
-    log.info("synced", key=key, state=result.state, chunks=result.chunks)
+        sync_object_task.apply_async((bucket, key, kb_id), countdown=1)
+    log.info("synced", kb_id=kb_id, key=key, state=result.state, chunks=result.chunks)
     return result.state
 
 
@@ -93,16 +104,22 @@ def sync_object_task(bucket: str, key: str) -> str:
     name=RECONCILE, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5
 )
 def reconcile_task(
-    owner_id: str | None = None, kb_id: str | None = None, only_stale: bool = True
+    owner_id: str | None = None,
+    kb_id: str | None = None,
+    only_stale: bool = True,
+    external_only: bool = False,
 ) -> dict[str, int]:
-    from services.indexer.reconcile import reconcile
+    from services.indexer.reconcile import reconcile_all
 
-    report = reconcile(
+    if kb_id:
+        one = directory().get(kb_id)
+        kbs = [one] if one is not None else []
+    else:
+        kbs = directory().all(external_only=external_only)
+    report = reconcile_all(
         syncer(),
-        bucket=settings.s3_bucket,
-        owner_id=owner_id,
-        kb_id=kb_id,
+        [kb for kb in kbs if not owner_id or kb.owner_id == owner_id],
         stale_after_seconds=settings.stale_pending_seconds if only_stale else 0,
-        enqueue=lambda b, k: sync_object_task.apply_async((b, k)),
+        enqueue=lambda b, k, kb: sync_object_task.apply_async((b, k, kb)),
     )
     return report.as_dict()

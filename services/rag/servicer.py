@@ -9,13 +9,13 @@ from forgeline.v1 import indexer_pb2, indexer_pb2_grpc, rag_pb2, rag_pb2_grpc
 from sqlalchemy.engine import Engine
 
 from services.common.crypto import SecretBox
-from services.common.errors import InvalidInput
-from services.common.settings import BaseServiceSettings
+from services.common.errors import InvalidInput, NotFound
 from services.common.timestamps import to_timestamp
 from services.rag import knowledge_bases
 from services.rag.answering import Answerer
 from services.rag.models import KnowledgeBase
 from services.rag.search import Searcher
+from services.rag.settings import RagSettings
 
 
 def kb_to_proto(kb: KnowledgeBase) -> rag_pb2.KnowledgeBase:
@@ -31,6 +31,16 @@ def kb_to_proto(kb: KnowledgeBase) -> rag_pb2.KnowledgeBase:
         prefix=kb.prefix,
         external_bucket=kb.external,
         created_at=to_timestamp(kb.created_at),
+    )
+
+
+def source_to_proto(kb: KnowledgeBase) -> rag_pb2.KnowledgeBaseSource:
+    return rag_pb2.KnowledgeBaseSource(
+        knowledge_base=kb_to_proto(kb),
+        endpoint_url=kb.external_endpoint_url or "",
+        region=kb.external_region or "",
+        access_key_id=kb.external_access_key_id or "",
+        secret_access_key_encrypted=kb.external_secret_encrypted or "",
     )
 
 
@@ -52,7 +62,7 @@ class RagServicer(rag_pb2_grpc.RagServiceServicer):  # type: ignore[misc]
         self,
         *,
         engine: Engine,
-        settings: BaseServiceSettings,
+        settings: RagSettings,
         secrets: SecretBox,
         searcher: Searcher,
         answerer: Answerer,
@@ -108,6 +118,46 @@ class RagServicer(rag_pb2_grpc.RagServiceServicer):  # type: ignore[misc]
         return kb_to_proto(
             knowledge_bases.get(self.engine, owner_id=request.owner_id, kb_id=request.id)
         )
+
+    def UpdateKnowledgeBase(
+        self, request: rag_pb2.UpdateKnowledgeBaseRequest, context: grpc.ServicerContext
+    ) -> rag_pb2.KnowledgeBase:
+        chunking = request.chunking if request.HasField("chunking") else None
+        kb, reindex = knowledge_bases.update(
+            self.engine,
+            owner_id=request.owner_id,
+            kb_id=request.id,
+            changes=knowledge_bases.KnowledgeBaseChanges(
+                name=request.name if request.HasField("name") else None,
+                embedding_model=(
+                    request.embedding_model if request.HasField("embedding_model") else None
+                ),
+                chunk_tokens=chunking.chunk_tokens if chunking else None,
+                overlap_tokens=chunking.overlap_tokens if chunking else None,
+            ),
+        )
+        if reindex:
+            # The indexer sees every document indexed under other settings and queues it.
+            self.searcher.forget(kb.id)
+            self.indexer.Reconcile(
+                indexer_pb2.ReconcileRequest(owner_id=kb.owner_id, kb_id=kb.id),
+                timeout=self.settings.grpc_deadline_seconds,
+            )
+        return kb_to_proto(kb)
+
+    def GetKnowledgeBaseSource(
+        self, request: rag_pb2.GetKnowledgeBaseSourceRequest, context: grpc.ServicerContext
+    ) -> rag_pb2.KnowledgeBaseSource:
+        kb = knowledge_bases.get_by_id(self.engine, kb_id=request.id)
+        if kb is None:
+            raise NotFound("kb_not_found", "No such knowledge base.")
+        return source_to_proto(kb)
+
+    def ListKnowledgeBaseSources(
+        self, request: rag_pb2.ListKnowledgeBaseSourcesRequest, context: grpc.ServicerContext
+    ) -> rag_pb2.ListKnowledgeBaseSourcesResponse:
+        kbs = knowledge_bases.list_sources(self.engine, external_only=request.external_only)
+        return rag_pb2.ListKnowledgeBaseSourcesResponse(sources=[source_to_proto(k) for k in kbs])
 
     def DeleteKnowledgeBase(
         self, request: rag_pb2.DeleteKnowledgeBaseRequest, context: grpc.ServicerContext

@@ -95,6 +95,10 @@ def stack(
             "OTEL_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
             "OTEL_BSP_SCHEDULE_DELAY": "100",
+            # Attached-bucket tests use a moto server on this machine as a user's S3, and
+            # wait for the polling of attached buckets rather than ten minutes.
+            "RAG_ALLOW_PRIVATE_BUCKET_ENDPOINTS": "true",
+            "ATTACHED_RECONCILE_INTERVAL_SECONDS": "3",
         }
         if database_url:
             overrides["DATABASE_URL"] = database_url

@@ -6,7 +6,6 @@ the indexer acts on, with the ETag that head_object reported for each version.""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from services.supervisor.seaweedfs_notifications import (
     with_config_dir,
     write_notification_config,
 )
-from tests.servers import wait_until
+from tests.servers import stop_process_group, wait_until
 from tests.servers.moto import run_moto
 from tests.servers.platform import free_port_block
 
@@ -51,13 +50,7 @@ def running(
     try:
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, grace=STOP_GRACE)
         log.close()
 
 

@@ -168,6 +168,55 @@ def test_another_user_sees_nothing(stack: Stack, client: httpx.Client) -> None:
     assert retrieve(client, owner, kb["id"], "crater lake")[0]["document"] == "volcano.txt"
 
 
+def test_changing_chunking_reindexes_every_document_and_leaves_no_old_chunks(
+    stack: Stack, client: httpx.Client
+) -> None:
+    user, intruder = make_user(client), make_user(client)
+    kb = create_kb(client, user, name="notes")
+    long_text = "\n\n".join(
+        f"Section {i}. The survey of site {i} found {i * 7} tern nests on the dunes, "
+        f"and the warden counted {i * 3} seals on the sandbank at low tide."
+        for i in range(1, 41)
+    )
+    upload(client, user, kb["id"], {"survey.txt": long_text.encode(), "river.md": RIVER.encode()})
+    before = wait_for_documents(client, user, kb["id"], _indexed("survey.txt", "river.md"))
+    key = kb["prefix"] + "survey.txt"
+    assert chunk_count(stack.platform, kb["id"], key) == before["survey.txt"]["chunks"]
+
+    path = f"/api/v1/kbs/{kb['id']}"
+    foreign = client.patch(path, json={"chunking": {"chunk_tokens": 48}}, headers=intruder.headers)
+    assert foreign.status_code == 404
+    response = client.patch(
+        path, json={"name": "Survey notes", "chunking": {"chunk_tokens": 48}}, headers=user.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "Survey notes"
+    assert response.json()["chunking"] == {"chunk_tokens": 48, "overlap_tokens": 0}
+
+    after = wait_for_documents(
+        client,
+        user,
+        kb["id"],
+        lambda d: (
+            _indexed("survey.txt", "river.md")(d)
+            and d["survey.txt"]["chunks"] > before["survey.txt"]["chunks"]
+        ),
+    )
+    # Exactly the new chunks: none of the old cut is left behind in the index.
+    assert chunk_count(stack.platform, kb["id"], key) == after["survey.txt"]["chunks"]
+    hits = retrieve(client, user, kb["id"], "How many seals at site 17?", k=3)
+    assert any("site 17 " in h["snippet"] for h in hits)
+
+    # A rename alone re-indexes nothing; bad settings and taken names are refused.
+    assert client.patch(path, json={"name": "Renamed"}, headers=user.headers).status_code == 200
+    assert documents(client, user, kb["id"])[0]["state"] == "indexed"
+    bad = client.patch(path, json={"chunking": {"chunk_tokens": 8}}, headers=user.headers)
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_chunking"
+    create_kb(client, user, name="taken")
+    clash = client.patch(path, json={"name": "taken"}, headers=user.headers)
+    assert clash.status_code == 409 and clash.json()["error"]["code"] == "kb_name_taken"
+
+
 def test_reconcile_heals_lost_state(stack: Stack, client: httpx.Client) -> None:
     """The index loses a document behind everyone's back (its row and chunks, as if the
     events about it had never arrived); a reconcile pass finds it in the bucket again."""

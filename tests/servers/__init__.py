@@ -6,7 +6,10 @@ answers, fails fast if the process dies, and kills the whole process tree on exi
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -37,3 +40,15 @@ def wait_until(
             pass
         time.sleep(interval)
     raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
+
+
+def stop_process_group(process: subprocess.Popen[bytes], *, grace: float = 10) -> None:
+    """SIGTERM the server's whole process group, SIGKILL it after `grace` seconds."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -3,8 +3,6 @@ S3 event notification JSON to its SQS queues."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import free_port, wait_until
+from tests.servers import free_port, stop_process_group, wait_until
 
 
 @contextmanager
@@ -39,9 +37,4 @@ def run_moto(work_dir: Path) -> Iterator[str]:
         )
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from services.common.engines import ENGINES, engine_env, ensure_engine
-from tests.servers import free_port, wait_until
+from tests.servers import free_port, stop_process_group, wait_until
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,4 @@ def run_vllm(model_dir: Path, *, served_name: str, cache_dir: Path) -> Iterator[
     try:
         yield VllmServer(f"http://127.0.0.1:{port}/v1", served_name)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, grace=20)

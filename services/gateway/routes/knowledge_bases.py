@@ -1,4 +1,4 @@
-"""Knowledge bases: create, list, delete; upload and delete documents; retrieve; ask.
+"""Knowledge bases: create, list, update, delete; upload and delete documents; retrieve; ask.
 
 Documents of a knowledge base are objects under its prefix. The gateway writes uploads to the
 platform bucket and tells the indexer at once (`ObjectChanged`), so a document is listed as
@@ -52,6 +52,7 @@ from services.gateway.schemas import (
     KnowledgeBaseCreate,
     KnowledgeBasePublic,
     KnowledgeBasesPublic,
+    KnowledgeBaseUpdate,
     QueryRequest,
     QueryResponse,
     ReconcilePublic,
@@ -112,6 +113,19 @@ async def get_knowledge_base(
     kb_id: KbId, principal: CurrentPrincipal, rag: RagDep
 ) -> KnowledgeBasePublic:
     return KnowledgeBasePublic.from_proto(await rag.get_knowledge_base(principal.user.id, kb_id))
+
+
+@router.patch(
+    "/{kb_id}", response_model=KnowledgeBasePublic, responses=ERRORS(401, 404, 409, 422, 503)
+)
+async def update_knowledge_base(
+    kb_id: KbId, body: KnowledgeBaseUpdate, principal: CurrentPrincipal, rag: RagDep
+) -> KnowledgeBasePublic:
+    """Rename a knowledge base, or change its embedding model or chunking. A change of model
+    or chunking re-indexes every document in the background; the document list shows each
+    one `pending` until it is done."""
+    kb = await rag.update_knowledge_base(body.to_proto(principal.user.id, kb_id))
+    return KnowledgeBasePublic.from_proto(kb)
 
 
 @router.delete(
