@@ -10,12 +10,13 @@ from typing import Any
 from services.common import vectors
 from services.common.embedding import Embedder
 from services.rag.models import KnowledgeBase
-from services.rag.retrieval import Hit, HybridRetriever
+from services.rag.retrieval import Hit, HybridRetriever, Reranker
 
 
 class Searcher:
-    def __init__(self, chroma: Any) -> None:
+    def __init__(self, chroma: Any, *, reranker: Reranker | None = None) -> None:
         self.chroma = chroma
+        self.reranker = reranker
         self._retrievers: dict[str, HybridRetriever] = {}
         self._lock = threading.Lock()
 
@@ -23,7 +24,9 @@ class Searcher:
         with self._lock:
             if model not in self._retrievers:
                 self._retrievers[model] = HybridRetriever(
-                    vectors.get_collection(self.chroma, model), Embedder(model)
+                    vectors.get_collection(self.chroma, model),
+                    Embedder(model),
+                    reranker=self.reranker,
                 )
             return self._retrievers[model]
 
@@ -50,5 +53,6 @@ class Searcher:
             hits += self.retriever(model).retrieve(
                 query, kb_ids=[kb.id for kb in group], keys=keys, k=k
             )
-        # Scores of different models' retrievers are fused ranks, so they compare well enough.
+        # Scores of different models' retrievers are fused ranks (or all the one reranker's
+        # scores), so they compare well enough.
         return sorted(hits, key=lambda hit: hit.score, reverse=True)[:k]

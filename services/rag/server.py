@@ -15,6 +15,7 @@ from services.common.logging import get_logger, setup_logging
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
 from services.common.vectors import chroma_client
 from services.rag.answering import Answerer
+from services.rag.reranking import CrossEncoderReranker
 from services.rag.search import Searcher
 from services.rag.servicer import RagServicer
 from services.rag.settings import RagSettings
@@ -29,7 +30,10 @@ def main() -> None:
     setup_telemetry("rag", settings)
     engine = create_db_engine(settings)
     run_migrations(engine, MIGRATIONS, VERSION_TABLE)
-    searcher = Searcher(chroma_client(settings))
+    reranker = None
+    if settings.rag_reranker_model:
+        reranker = CrossEncoderReranker(settings.rag_reranker_model)
+    searcher = Searcher(chroma_client(settings), reranker=reranker)
     searcher.warm_up(DEFAULT_MODEL)
     servicer = RagServicer(
         engine=engine,

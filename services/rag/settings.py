@@ -14,3 +14,6 @@ class RagSettings(BaseServiceSettings):
     # Let users attach buckets on private or loopback addresses (a MinIO beside a one-machine
     # install). Off by default: the indexer would reach into our network on a user's behalf.
     rag_allow_private_bucket_endpoints: bool = False
+    # A cross-encoder that reorders the fused hits (a folder, or a hub id already cached);
+    # unset: no reranking. See services/rag/reranking.py.
+    rag_reranker_model: str | None = None
