@@ -47,9 +47,9 @@ from bench.rag_financebench import (
     wait_indexed,
 )
 from services.common import vectors
+from services.common.documents import extract
 from services.common.embedding import Embedder
 from services.indexer.chunking import Chunk, chunk_pages, document_header
-from services.indexer.extract import extract
 from services.indexer.settings import IndexerSettings
 from tests.integration.kb_helpers import platform_s3
 

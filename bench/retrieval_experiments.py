@@ -124,7 +124,7 @@ def extract_pages(path: Path, extractor: str = "service") -> tuple[list[str], st
     """Text per page and the PDF title: with the indexer's own `extract` ("service"), or
     with plain pypdfium2 ("pdfium", what the first experiments used before it existed)."""
     if extractor == "service":
-        from services.indexer.extract import extract
+        from services.common.documents import extract
 
         document = extract(path.name, path.read_bytes())
         return [page.text for page in document.pages], document.title or ""
@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         "--extractor",
         choices=["service", "pdfium"],
         default="service",
-        help="page text from services.indexer.extract (default) or plain pypdfium2",
+        help="page text from services.common.documents (default) or plain pypdfium2",
     )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)

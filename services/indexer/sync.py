@@ -30,11 +30,11 @@ from sqlmodel import select
 
 from services.common import vectors
 from services.common.db import session_scope
+from services.common.documents import ExtractionError, extract
 from services.common.embedding import Embedder
 from services.common.logging import get_logger
 from services.common.storage import bucket_client
 from services.indexer.chunking import chunk_pages, document_header
-from services.indexer.extract import ExtractionError, extract
 from services.indexer.keys import ObjectRef
 from services.indexer.models import DELETED, FAILED, INDEXED, PENDING, Document
 from services.indexer.sources import KnowledgeBaseSource

@@ -13,30 +13,19 @@ never touches the user's objects.
 
 from __future__ import annotations
 
-import io
 import json
-import mimetypes
-import os
-import re
-import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated
 
-from boto3.exceptions import Boto3Error
-from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Path, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from forgeline.v1 import indexer_pb2, rag_pb2
 
-from services.common.archives import ArchiveLimits, iter_zip_members
 from services.common.errors import (
     ForgelineError,
     InvalidInput,
     NotFound,
-    PayloadTooLarge,
-    Unavailable,
 )
 from services.common.logging import get_logger
 from services.gateway.clients import IndexerClient
@@ -62,6 +51,12 @@ from services.gateway.schemas import (
     document_state,
 )
 from services.gateway.settings import GatewaySettings
+from services.gateway.uploads import (
+    StoredObject,
+    delete_object,
+    delete_prefix,
+    store_upload,
+)
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/kbs", tags=["knowledge-bases"])
@@ -72,14 +67,6 @@ UPLOAD_PATH_PATTERN = r"/kbs/[^/]+/documents"
 
 KbId = Annotated[str, Path(max_length=64)]
 DocumentId = Annotated[str, Path(max_length=64)]
-
-MAX_NAME_BYTES = 255
-MAX_KEY_BYTES = 1024  # S3's limit
-_SPACES = re.compile(r"\s+")
-# Bidirectional overrides and isolates make `report‮fdp.exe` read as `reportexe.pdf`.
-_BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
 
 
 # --- knowledge bases -------------------------------------------------------------------------
@@ -154,7 +141,7 @@ async def delete_knowledge_base(
     if not kb.external_bucket:
         try:
             prefix = _platform_prefix(kb, owner_id, settings)
-            await run_in_threadpool(_delete_prefix, s3, kb.bucket, prefix)
+            await run_in_threadpool(delete_prefix, s3, kb.bucket, prefix)
         except (ForgelineError, RuntimeError):
             log.error("objects of deleted kb left in bucket", kb_id=kb_id, prefix=kb.prefix)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -199,7 +186,14 @@ async def upload_documents(
     for upload in files:
         source = upload.filename or ""
         try:
-            stored = await _store_upload(upload, prefix=prefix, kb=kb, s3=s3, settings=settings)
+            stored = await store_upload(
+                upload,
+                prefix=prefix,
+                bucket=kb.bucket,
+                s3=s3,
+                max_bytes=settings.max_upload_bytes,
+                expand_zip=True,
+            )
         except ForgelineError as error:
             failures.append(error)
             results.append(
@@ -271,7 +265,7 @@ async def delete_document(
     )
     if document is None:
         raise NotFound("document_not_found", "No such document.")
-    await run_in_threadpool(_delete_object, s3, kb.bucket, document.key)
+    await run_in_threadpool(delete_object, s3, kb.bucket, document.key)
     try:
         await indexer.object_changed(
             owner_id=owner_id, kb_id=kb_id, bucket=kb.bucket, key=document.key, deleted=True
@@ -399,162 +393,8 @@ async def answer_as_sse(events: AsyncGenerator[rag_pb2.AnswerEvent, None]) -> As
 # --- helpers ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _StoredObject:
-    name: str
-    source: str
-    key: str
-    etag: str
-    size: int
-
-
-@dataclass(frozen=True)
-class _ObjectToStore:
-    name: str
-    key: str
-    body: BinaryIO
-
-
-def safe_file_name(raw: str | None) -> str:
-    """A file name fit to be the last part of an object key, kept readable.
-
-    Unicode is put in NFC form and runs of whitespace become one space. Path separators,
-    `..`, a leading dot, control characters and bidirectional overrides are refused, as are
-    names over 255 bytes.
-    """
-    name = _SPACES.sub(" ", unicodedata.normalize("NFC", raw or "")).strip()
-    problem: str | None = None
-    if not name:
-        problem = "is empty"
-    elif "/" in name or "\\" in name:
-        problem = "contains a path separator ('/' or '\\')"
-    elif ".." in name:
-        problem = "contains '..'"
-    elif name.startswith("."):
-        problem = "starts with a dot, which marks a hidden file"
-    elif any(unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_CONTROLS for ch in name):
-        problem = "contains control characters"
-    elif len(name.encode()) > MAX_NAME_BYTES:
-        problem = f"is longer than {MAX_NAME_BYTES} bytes"
-    if problem is not None:
-        raise InvalidInput(
-            "invalid_file_name",
-            f"The file name '{_printable(raw or '')}' {problem}; rename the file and upload it "
-            "again.",
-        )
-    return name
-
-
-def _printable(text: str) -> str:
-    shown = "".join(ch if ch.isprintable() and ch not in _BIDI_CONTROLS else "?" for ch in text)
-    return shown if len(shown) <= 100 else shown[:99] + "…"
-
-
-def _object_key(prefix: str, name: str) -> str:
-    key = prefix + name
-    if len(key.encode()) > MAX_KEY_BYTES:
-        raise InvalidInput(
-            "invalid_file_name", f"The name '{_printable(name)}' is too long to be stored."
-        )
-    return key
-
-
-def _file_size(file: BinaryIO) -> int:
-    file.seek(0, os.SEEK_END)
-    size = file.tell()
-    file.seek(0)
-    return size
-
-
-def _mib(size: int) -> str:
-    return f"{size / (1024 * 1024):,.0f} MiB" if size >= 1024 * 1024 else f"{size:,} bytes"
-
-
-async def _store_upload(
-    upload: UploadFile,
-    *,
-    prefix: str,
-    kb: rag_pb2.KnowledgeBase,
-    s3: Any,
-    settings: GatewaySettings,
-) -> list[_StoredObject]:
-    """Check one uploaded file whole, then store it (or each member of a zip).
-
-    Every check happens before the first byte is written; if a write fails, what this file
-    had already written is deleted again.
-    """
-    name = safe_file_name(upload.filename)
-    limit = settings.max_upload_bytes
-    if await run_in_threadpool(_file_size, upload.file) > limit:
-        raise PayloadTooLarge(
-            "file_too_large", f"'{name}' is larger than {_mib(limit)}, the most one file may be."
-        )
-    if os.path.splitext(name)[1].lower() == ".zip":
-        objects = await run_in_threadpool(_zip_objects, upload.file, name, prefix, limit)
-    else:
-        objects = [_ObjectToStore(name=name, key=_object_key(prefix, name), body=upload.file)]
-    return await run_in_threadpool(_put_all, s3, kb.bucket, objects, upload.filename or name)
-
-
-def _zip_objects(file: BinaryIO, archive: str, prefix: str, limit: int) -> list[_ObjectToStore]:
-    defaults = ArchiveLimits()
-    limits = ArchiveLimits(max_member_bytes=min(defaults.max_member_bytes, limit))
-    file.seek(0)
-    # Gather every member first: the archive may be refused after some were read.
-    members = list(iter_zip_members(file, limits=limits))
-    if not members:
-        raise InvalidInput("archive_empty", f"'{archive}' holds no files.")
-    objects = []
-    for member in members:
-        try:
-            name = "/".join(safe_file_name(part) for part in member.name.split("/"))
-        except InvalidInput as error:
-            raise InvalidInput(error.code, f"In '{archive}': {error.message}") from None
-        objects.append(
-            _ObjectToStore(name=name, key=_object_key(prefix, name), body=io.BytesIO(member.data))
-        )
-    return objects
-
-
-def _storage_unavailable() -> Unavailable:
-    return Unavailable(
-        "storage_unavailable",
-        "The object store is not reachable right now. Please try again shortly.",
-    )
-
-
-def _put_all(
-    s3: Any, bucket: str, objects: list[_ObjectToStore], source: str
-) -> list[_StoredObject]:
-    stored: list[_StoredObject] = []
-    try:
-        for obj in objects:
-            obj.body.seek(0)
-            content_type = mimetypes.guess_type(obj.name)[0] or "application/octet-stream"
-            s3.upload_fileobj(obj.body, bucket, obj.key, ExtraArgs={"ContentType": content_type})
-            head = s3.head_object(Bucket=bucket, Key=obj.key)
-            stored.append(
-                _StoredObject(
-                    name=obj.name,
-                    source=source,
-                    key=obj.key,
-                    etag=str(head["ETag"]).strip('"'),
-                    size=int(head["ContentLength"]),
-                )
-            )
-    except (BotoCoreError, ClientError, Boto3Error) as exc:
-        log.warning("object store write failed", bucket=bucket, error=type(exc).__name__)
-        for done in stored:  # nothing half-written: take back this file's other objects
-            try:
-                s3.delete_object(Bucket=bucket, Key=done.key)
-            except (BotoCoreError, ClientError):
-                log.error("could not remove a partly uploaded object", key=done.key)
-        raise _storage_unavailable() from None
-    return stored
-
-
 async def _report_put(
-    indexer: IndexerClient, *, owner_id: str, kb: rag_pb2.KnowledgeBase, obj: _StoredObject
+    indexer: IndexerClient, *, owner_id: str, kb: rag_pb2.KnowledgeBase, obj: StoredObject
 ) -> UploadedFile:
     result = UploadedFile(name=obj.name, source=obj.source, key=obj.key, state="pending")
     try:
@@ -574,28 +414,6 @@ async def _report_put(
     result.document_id = document.id or None
     result.state = document_state(document.state)
     return result
-
-
-def _delete_object(s3: Any, bucket: str, key: str) -> None:
-    try:
-        s3.delete_object(Bucket=bucket, Key=key)
-    except (BotoCoreError, ClientError) as exc:
-        log.warning("object store delete failed", bucket=bucket, error=type(exc).__name__)
-        raise _storage_unavailable() from None
-
-
-def _delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
-    try:
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for page in pages:
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:  # a page holds at most 1,000 keys, as many as one delete_objects takes
-                done = s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-                if done.get("Errors"):
-                    log.error("some objects not deleted", bucket=bucket, count=len(done["Errors"]))
-    except (BotoCoreError, ClientError) as exc:
-        log.warning("object store delete failed", bucket=bucket, error=type(exc).__name__)
-        raise _storage_unavailable() from None
 
 
 def _platform_prefix(kb: rag_pb2.KnowledgeBase, owner_id: str, settings: GatewaySettings) -> str:

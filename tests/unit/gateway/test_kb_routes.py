@@ -36,7 +36,7 @@ from services.common.errors import (
 from services.common.grpc_server import build_server
 from services.gateway.clients import RagClient
 from services.gateway.main import create_app
-from services.gateway.routes.knowledge_bases import safe_file_name
+from services.gateway.uploads import safe_file_name
 from services.gateway.settings import GatewaySettings
 from services.gateway.token_cache import TokenCache
 from tests.servers import free_port
@@ -730,7 +730,7 @@ def test_rag_client_maps_errors_and_cancels_the_call(
             events = await client.answer(ask("hang"))
             assert (await anext(events)).token == "Hello"
             await events.aclose()
-            assert await asyncio.to_thread(servicer.cancelled.wait, 5)
+            assert await asyncio.to_thread(servicer.cancelled.wait, 30)
         finally:
             await client.close()
 

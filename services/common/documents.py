@@ -1,4 +1,5 @@
-"""Text per file type, page by page, for the knowledge-base indexer.
+"""Text per file type, page by page: for the knowledge-base indexer, and for the trainer's
+document datasets (continued pre-training).
 
 Pages matter: answers cite them, and retrieval is scored by page (FinanceBench's
 `page_index` is the 0-based PDF page as pypdf counts it, which is how PDFium counts too).

@@ -14,8 +14,7 @@ from docx.document import Document as DocxDocument
 from docx.enum.text import WD_BREAK
 from docx.oxml import OxmlElement
 
-from services.common.errors import InvalidInput
-from services.indexer.extract import (
+from services.common.documents import (
     DOCX,
     HTML,
     MARKDOWN,
@@ -26,6 +25,7 @@ from services.indexer.extract import (
     ExtractionError,
     extract,
 )
+from services.common.errors import InvalidInput
 
 FINANCEBENCH = Path(__file__).parents[3].parent / "shared/data/financebench"
 PDFS = FINANCEBENCH / "pdfs"
