@@ -12,6 +12,7 @@ interrupted run never leaves a half-written model that looks usable.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,17 @@ def ensure_hf_model(models_dir: Path, *, progress: Progress = _print) -> Path:
     target = models_dir / MODEL_ID
     if (target / COMPLETE_MARKER).exists():
         return target
+    models_dir.mkdir(parents=True, exist_ok=True)
+    # Several processes may want it at once (the trainer, a vLLM launch): one converts,
+    # the others wait for it and then find it done.
+    with (models_dir / f".{MODEL_ID}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / COMPLETE_MARKER).exists():
+            return target
+        return _convert(models_dir, target, progress)
+
+
+def _convert(models_dir: Path, target: Path, progress: Progress) -> Path:
     gguf = fetch_gguf(models_dir, progress=progress)
     progress(f"[{MODEL_ID}] converting GGUF to a Hugging Face folder (about a minute, once)")
     # Imported here: transformers and torch take seconds to import, and most callers of

@@ -45,6 +45,7 @@ class BaseServiceSettings(BaseSettings):
     auth_grpc_address: str = "127.0.0.1:50051"
     rag_grpc_address: str = "127.0.0.1:50052"
     indexer_grpc_address: str = "127.0.0.1:50053"
+    trainer_grpc_address: str = "127.0.0.1:50054"
     # Chroma: a server (`chroma run`) when set; otherwise a persistent folder under data_dir,
     # which only one process may open.
     chroma_url: str | None = None

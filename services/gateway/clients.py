@@ -14,6 +14,7 @@ from forgeline.v1 import (
     indexer_pb2_grpc,
     rag_pb2,
     rag_pb2_grpc,
+    trainer_pb2_grpc,
 )
 
 from services.common.errors import ForgelineError, from_grpc
@@ -276,3 +277,18 @@ class IndexerClient:
 
 
 __all__ = ["AuthClient", "ForgelineError", "IndexerClient", "RagClient"]
+
+
+class TrainerClient:
+    """Datasets, the base-model catalogue, estimates and training jobs. One generic call:
+    the routes name the RPC, and every one maps errors the same way."""
+
+    def __init__(self, address: str, *, deadline_seconds: float) -> None:
+        self._channel = aio_channel(address, deadline_seconds=deadline_seconds)
+        self._stub = trainer_pb2_grpc.TrainerServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def call(self, rpc: str, request: Any) -> Any:
+        return await _call(getattr(self._stub, rpc), request, service="trainer")

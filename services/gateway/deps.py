@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from forgeline.v1 import auth_pb2
 
 from services.common.errors import PermissionDenied, Unauthenticated
-from services.gateway.clients import AuthClient, IndexerClient, RagClient
+from services.gateway.clients import AuthClient, IndexerClient, RagClient, TrainerClient
 from services.gateway.settings import GatewaySettings
 from services.gateway.token_cache import TokenCache
 
@@ -42,6 +42,11 @@ def get_indexer(request: Request) -> IndexerClient:
     return client
 
 
+def get_trainer(request: Request) -> TrainerClient:
+    client: TrainerClient = request.app.state.trainer
+    return client
+
+
 def get_storage(request: Request) -> Any:
     """The platform's S3 client (boto3, thread-safe; call it from a worker thread)."""
     return request.app.state.s3
@@ -52,6 +57,7 @@ AuthDep = Annotated[AuthClient, Depends(get_auth)]
 TokenCacheDep = Annotated[TokenCache, Depends(get_token_cache)]
 RagDep = Annotated[RagClient, Depends(get_rag)]
 IndexerDep = Annotated[IndexerClient, Depends(get_indexer)]
+TrainerDep = Annotated[TrainerClient, Depends(get_trainer)]
 StorageDep = Annotated[Any, Depends(get_storage)]
 
 

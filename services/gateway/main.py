@@ -14,10 +14,20 @@ from fastapi.staticfiles import StaticFiles
 from services.common.logging import setup_logging
 from services.common.storage import s3_client
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
-from services.gateway.clients import AuthClient, IndexerClient, RagClient
+from services.gateway.clients import AuthClient, IndexerClient, RagClient, TrainerClient
 from services.gateway.errors import install_error_handlers
 from services.gateway.middleware import AccessLog, BodySizeLimit
-from services.gateway.routes import admin, api_keys, auth, health, knowledge_bases, me, oauth
+from services.gateway.routes import (
+    admin,
+    api_keys,
+    auth,
+    base_models,
+    datasets,
+    health,
+    knowledge_bases,
+    me,
+    oauth,
+)
 from services.gateway.settings import GatewaySettings
 from services.gateway.token_cache import TokenCache, listen_for_revocations
 
@@ -27,7 +37,7 @@ WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    for module in (auth, oauth, me, api_keys, admin, knowledge_bases):
+    for module in (auth, oauth, me, api_keys, admin, knowledge_bases, datasets, base_models):
         router.include_router(module.router)
     return router
 
@@ -49,6 +59,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.indexer = IndexerClient(
             settings.indexer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
         )
+        app.state.trainer = TrainerClient(
+            settings.trainer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+        )
         app.state.s3 = s3_client(settings)
         app.state.token_cache = TokenCache(settings.auth_cache_ttl_seconds)
         listener = asyncio.create_task(
@@ -63,6 +76,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await app.state.auth.close()
             await app.state.rag.close()
             await app.state.indexer.close()
+            await app.state.trainer.close()
             shutdown_telemetry()
 
     app = FastAPI(
@@ -79,7 +93,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
         # Uploads stream to the object store and are limited per file by the route.
-        exempt_paths=re.compile(re.escape(API_PREFIX) + knowledge_bases.UPLOAD_PATH_PATTERN),
+        exempt_paths=re.compile(
+            re.escape(API_PREFIX)
+            + f"({knowledge_bases.UPLOAD_PATH_PATTERN}|{datasets.UPLOAD_PATH_PATTERN})"
+        ),
     )
     app.add_middleware(AccessLog)
     if settings.otel_exporter != "none":

@@ -109,6 +109,8 @@ class Stack:
             "INDEXER_GRPC_ADDRESS": f"127.0.0.1:{s.indexer_grpc_port}",
             "INDEXER_GRPC_BIND": f"127.0.0.1:{s.indexer_grpc_port}",
             "INDEXER_WEBHOOK_PORT": str(s.indexer_webhook_port),
+            "TRAINER_GRPC_ADDRESS": f"127.0.0.1:{s.trainer_grpc_port}",
+            "TRAINER_GRPC_BIND": f"127.0.0.1:{s.trainer_grpc_port}",
             "GATEWAY_HOST": s.gateway_host,
             "GATEWAY_PORT": str(s.gateway_port),
             "PUBLIC_URL": self.public_url,
@@ -194,6 +196,12 @@ class Stack:
             [python, "-m", "services.rag"],
             echo=True,
             ready=lambda: _grpc_serving(self.env["RAG_GRPC_ADDRESS"]),
+        )
+        self._start(
+            "trainer",
+            [python, "-m", "services.trainer"],
+            echo=True,
+            ready=lambda: _grpc_serving(self.env["TRAINER_GRPC_ADDRESS"]),
         )
         self._start(
             "worker",

@@ -99,6 +99,9 @@ def stack(
             # wait for the polling of attached buckets rather than ten minutes.
             "RAG_ALLOW_PRIVATE_BUCKET_ENDPOINTS": "true",
             "ATTACHED_RECONCILE_INTERVAL_SECONDS": "3",
+            # The bundled model, converted once for the whole session (the trainer counts
+            # dataset tokens with its tokenizer).
+            "TRAINER_MODELS_DIR": str(MODELS_DIR),
         }
         if database_url:
             overrides["DATABASE_URL"] = database_url

@@ -36,9 +36,9 @@ from services.common.errors import (
 from services.common.grpc_server import build_server
 from services.gateway.clients import RagClient
 from services.gateway.main import create_app
-from services.gateway.uploads import safe_file_name
 from services.gateway.settings import GatewaySettings
 from services.gateway.token_cache import TokenCache
+from services.gateway.uploads import safe_file_name
 from tests.servers import free_port
 
 BUCKET = "forgeline-unit"

@@ -1,0 +1,393 @@
+"""TrainerService over gRPC: proto <-> domain only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+from forgeline.v1 import trainer_pb2, trainer_pb2_grpc
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from services.common.bundled_model import MODEL_ID as BUNDLED_MODEL_ID
+from services.common.db import owned, session_scope
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.timestamps import to_timestamp, utcnow
+from services.trainer import catalogue, datasets
+from services.trainer.inspection import DatasetFiles, Inspector
+from services.trainer.models import FAILED, INSPECTING, INVALID, READY, Dataset
+
+_STATES = {
+    INSPECTING: trainer_pb2.DATASET_STATE_INSPECTING,
+    READY: trainer_pb2.DATASET_STATE_READY,
+    INVALID: trainer_pb2.DATASET_STATE_INVALID,
+    FAILED: trainer_pb2.DATASET_STATE_FAILED,
+}
+FORMATS = ("alpaca", "chat", "sharegpt", "preference", "text")
+# The defaults the catalogue's memory figures and recommendations are given for.
+CATALOGUE_SEQUENCE_LEN = 2048
+CATALOGUE_MICRO_BATCH = 1
+
+
+def dataset_to_proto(d: Dataset) -> trainer_pb2.Dataset:
+    message = trainer_pb2.Dataset(
+        id=d.id,
+        owner_id=d.owner_id,
+        name=d.name,
+        file_name=d.file_name,
+        key=d.key,
+        size=d.size,
+        file_type=d.file_type,
+        state=_STATES[d.state],
+        detected_format=d.detected_format,
+        detection_reason=d.detection_reason,
+        format=d.format,
+        format_confirmed=bool(d.confirmed_format),
+        columns=d.columns,
+        rows=d.rows,
+        valid_rows=d.valid_rows,
+        problem_count=d.problem_count,
+        problems=[
+            trainer_pb2.Problem(
+                line=p.get("line") or 0,
+                unit=p.get("unit") or "line",
+                field=p.get("field") or "",
+                message=p.get("message") or "",
+                fix=p.get("fix") or "",
+            )
+            for p in d.problems
+        ],
+        token_stats_note=d.token_stats_note,
+        base_model=d.base_model,
+        sequence_len=d.sequence_len,
+        eval_fraction=d.eval_fraction,
+        train_rows=d.train_rows,
+        eval_rows=d.eval_rows,
+        failure_code=d.failure_code,
+        failure_reason=d.failure_reason,
+        created_at=to_timestamp(d.created_at),
+        updated_at=to_timestamp(d.updated_at),
+    )
+    if d.token_stats:
+        s = d.token_stats
+        message.token_stats.CopyFrom(
+            trainer_pb2.TokenStats(
+                rows=s["rows"],
+                total_tokens=s["total_tokens"],
+                min=s["min"],
+                mean=s["mean"],
+                p50=s["p50"],
+                p95=s["p95"],
+                max=s["max"],
+                over_sequence_len=s["over_sequence_len"],
+                sequence_len=s["sequence_len"],
+                tokenizer=s.get("tokenizer", ""),
+            )
+        )
+    return message
+
+
+def instance_to_proto(instance: catalogue.GpuInstance) -> trainer_pb2.GpuInstance:
+    return trainer_pb2.GpuInstance(
+        provider=instance.provider,
+        instance_type=instance.instance_type,
+        gpu=instance.gpu,
+        gpus=instance.gpus,
+        gpu_memory_gb=instance.gpu_memory_gb,
+        usd_per_hour=instance.usd_per_hour,
+    )
+
+
+def base_model_to_proto(model: catalogue.BaseModel) -> trainer_pb2.BaseModel:
+    methods: tuple[catalogue.Method, ...] = ("full", "lora", "qlora")
+    message = trainer_pb2.BaseModel(
+        id=model.id,
+        hub_id=model.hub_id,
+        display_name=model.display_name,
+        parameters=model.parameters,
+        context_length=model.context_length,
+        chat_template=model.chat_template,
+        good_for=model.good_for,
+        license=model.license,
+        gated=model.gated,
+        available_locally=model.bundled,
+        memory=[
+            trainer_pb2.MemoryNeed(
+                method=method,
+                gpu_memory_gb=catalogue.memory_gb(
+                    model,
+                    method,
+                    sequence_len=CATALOGUE_SEQUENCE_LEN,
+                    micro_batch_size=CATALOGUE_MICRO_BATCH,
+                ),
+            )
+            for method in methods
+        ],
+    )
+    for method in methods:
+        for provider in ("aws", "gcp"):
+            choice = catalogue.recommend_instance(
+                model,
+                method,
+                provider,
+                sequence_len=CATALOGUE_SEQUENCE_LEN,
+                micro_batch_size=CATALOGUE_MICRO_BATCH,
+            )
+            entry = trainer_pb2.InstanceChoice(method=method)
+            if choice is not None:
+                entry.instance.CopyFrom(instance_to_proto(choice))
+            message.recommended.append(entry)
+    return message
+
+
+class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[misc]
+    def __init__(self, *, engine: Engine, inspector: Inspector, files: DatasetFiles) -> None:
+        self.engine = engine
+        self.inspector = inspector
+        self.files = files
+
+    # --- catalogue ---------------------------------------------------------------------
+
+    def ListBaseModels(
+        self, request: trainer_pb2.ListBaseModelsRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.ListBaseModelsResponse:
+        return trainer_pb2.ListBaseModelsResponse(
+            base_models=[base_model_to_proto(m) for m in catalogue.CATALOGUE.values()]
+        )
+
+    def ListSuggestedDatasets(
+        self, request: trainer_pb2.ListSuggestedDatasetsRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.ListSuggestedDatasetsResponse:
+        return trainer_pb2.ListSuggestedDatasetsResponse(
+            datasets=[
+                trainer_pb2.SuggestedDataset(
+                    hub_id=d.hub_id,
+                    subset=d.subset or "",
+                    split=d.split or "",
+                    format=d.format,
+                    rows=d.rows,
+                    license=d.licence,
+                    good_for=d.good_for,
+                )
+                for d in catalogue.SUGGESTED_DATASETS
+            ]
+        )
+
+    def EstimateJob(
+        self, request: trainer_pb2.EstimateJobRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.JobEstimate:
+        model = catalogue.get_base_model(request.base_model or BUNDLED_MODEL_ID)
+        tokens = request.tokens
+        if request.dataset_id:
+            dataset = self._get(request.owner_id, request.dataset_id)
+            if not dataset.token_stats:
+                raise InvalidInput(
+                    "dataset_tokens_unknown",
+                    "This dataset's tokens are not counted yet; wait until it is inspected, "
+                    "or give a number of tokens.",
+                )
+            share = dataset.train_rows / dataset.valid_rows if dataset.valid_rows else 1.0
+            tokens = int(dataset.token_stats["total_tokens"] * share)
+        if tokens <= 0:
+            raise InvalidInput("tokens_required", "Choose a dataset or give a number of tokens.")
+        result = catalogue.estimate(
+            model,
+            request.method or "lora",
+            provider=request.provider or "local",
+            dataset_tokens=tokens,
+            epochs=request.epochs or 1.0,
+            sequence_len=request.sequence_len or CATALOGUE_SEQUENCE_LEN,
+            micro_batch_size=request.micro_batch_size or CATALOGUE_MICRO_BATCH,
+        )
+        message = trainer_pb2.JobEstimate(
+            gpu_memory_gb=result.memory_gb,
+            fits=result.fits,
+            tokens=result.tokens,
+            hours=result.hours,
+            assumptions=result.assumptions,
+            warning=result.warning or "",
+            summary=result.summary(),
+        )
+        if result.instance is not None:
+            message.instance.CopyFrom(instance_to_proto(result.instance))
+        if result.usd is not None:
+            message.usd = result.usd
+        return message
+
+    # --- datasets ----------------------------------------------------------------------
+
+    def _get(self, owner_id: str, dataset_id: str) -> Dataset:
+        with session_scope(self.engine) as db:
+            dataset = db.exec(
+                owned(select(Dataset), Dataset, owner_id).where(Dataset.id == dataset_id)
+            ).first()
+        if dataset is None:  # someone else's looks exactly like a missing one
+            raise NotFound("dataset_not_found", "No such dataset.")
+        return dataset
+
+    def CreateDataset(
+        self, request: trainer_pb2.CreateDatasetRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.Dataset:
+        if not request.key.startswith(f"{request.owner_id}/datasets/{request.id}/"):
+            raise InvalidInput("invalid_dataset_key", "The dataset is not in its owner's folder.")
+        datasets.file_type_for(request.file_name)  # refuse what can never be read, now
+        name = request.name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("invalid_name", "Give the dataset a name of 1 to 200 characters.")
+        model = catalogue.get_base_model(request.base_model or BUNDLED_MODEL_ID)
+        dataset = Dataset(
+            id=request.id,
+            owner_id=request.owner_id,
+            name=name,
+            file_name=request.file_name,
+            bucket=request.bucket,
+            key=request.key,
+            size=request.size,
+            base_model=model.id,
+            sequence_len=min(CATALOGUE_SEQUENCE_LEN, model.context_length),
+        )
+        try:
+            with session_scope(self.engine) as db:
+                db.add(dataset)
+        except IntegrityError as exc:
+            raise Conflict(
+                "dataset_name_taken",
+                "You already have a dataset with this name; choose another name.",
+            ) from exc
+        self.inspector.submit(dataset.id)
+        return dataset_to_proto(dataset)
+
+    def ListDatasets(
+        self, request: trainer_pb2.ListDatasetsRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.ListDatasetsResponse:
+        with session_scope(self.engine) as db:
+            rows = db.exec(
+                owned(select(Dataset), Dataset, request.owner_id).order_by(
+                    col(Dataset.created_at).desc()
+                )
+            ).all()
+        return trainer_pb2.ListDatasetsResponse(datasets=[dataset_to_proto(d) for d in rows])
+
+    def GetDataset(
+        self, request: trainer_pb2.GetDatasetRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.Dataset:
+        return dataset_to_proto(self._get(request.owner_id, request.id))
+
+    def UpdateDataset(
+        self, request: trainer_pb2.UpdateDatasetRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.Dataset:
+        changes: dict[str, Any] = {}
+        if request.HasField("name"):
+            name = request.name.strip()
+            if not name or len(name) > 200:
+                raise InvalidInput(
+                    "invalid_name", "Give the dataset a name of 1 to 200 characters."
+                )
+            changes["name"] = name
+        reinspect: dict[str, Any] = {}
+        if request.HasField("format"):
+            if request.format not in FORMATS:
+                raise InvalidInput(
+                    "unknown_format", f"Choose one of these formats: {', '.join(FORMATS)}."
+                )
+            reinspect["confirmed_format"] = request.format
+        if request.HasField("base_model"):
+            reinspect["base_model"] = catalogue.get_base_model(request.base_model).id
+        if request.HasField("sequence_len"):
+            if not 64 <= request.sequence_len <= 131072:
+                raise InvalidInput(
+                    "invalid_sequence_len", "The sequence length must be 64 to 131,072 tokens."
+                )
+            reinspect["sequence_len"] = request.sequence_len
+        if request.HasField("eval_fraction"):
+            if not 0 <= request.eval_fraction <= 0.5:
+                raise InvalidInput(
+                    "invalid_eval_fraction", "Hold out between 0 and 50% of the rows."
+                )
+            reinspect["eval_fraction"] = request.eval_fraction
+        try:
+            with session_scope(self.engine) as db:
+                dataset = db.exec(
+                    owned(select(Dataset), Dataset, request.owner_id).where(
+                        Dataset.id == request.id
+                    )
+                ).first()
+                if dataset is None:
+                    raise NotFound("dataset_not_found", "No such dataset.")
+                for name, value in {**changes, **reinspect}.items():
+                    setattr(dataset, name, value)
+                if reinspect:
+                    dataset.revision += 1
+                    dataset.state = INSPECTING
+                dataset.updated_at = utcnow()
+                db.add(dataset)
+                db.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                "dataset_name_taken",
+                "You already have a dataset with this name; choose another name.",
+            ) from exc
+        if reinspect:
+            self.inspector.submit(dataset.id)
+        return dataset_to_proto(dataset)
+
+    def DeleteDataset(
+        self, request: trainer_pb2.DeleteDatasetRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.DeleteDatasetResponse:
+        with session_scope(self.engine) as db:
+            dataset = db.exec(
+                owned(select(Dataset), Dataset, request.owner_id).where(Dataset.id == request.id)
+            ).first()
+            if dataset is None:
+                raise NotFound("dataset_not_found", "No such dataset.")
+            db.delete(dataset)
+        self.files.forget(dataset.id)
+        return trainer_pb2.DeleteDatasetResponse(bucket=dataset.bucket, key=dataset.key)
+
+    def PreviewDataset(
+        self, request: trainer_pb2.PreviewDatasetRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.PreviewDatasetResponse:
+        dataset = self._get(request.owner_id, request.id)
+        if not dataset.file_type:
+            raise InvalidInput(
+                "dataset_not_inspected",
+                "This dataset has not been read yet; wait until it is inspected.",
+            )
+        path = self.files.path(dataset)
+        file_type: datasets.FileType = dataset.file_type  # type: ignore[assignment]
+        rows = datasets.preview(path, file_type, request.offset, request.limit or 20)
+        held_out = self._held_out_lines(
+            dataset, path, file_type, until=rows[-1].line if rows else 0
+        )
+        return trainer_pb2.PreviewDatasetResponse(
+            rows=[
+                trainer_pb2.PreviewRow(
+                    line=row.line,
+                    unit=row.unit,
+                    data_json=json.dumps(row.data, ensure_ascii=False, default=str)
+                    if row.data
+                    else "",
+                    error=row.error.message if row.error else "",
+                    eval=row.line in held_out,
+                )
+                for row in rows
+            ]
+        )
+
+    @staticmethod
+    def _held_out_lines(
+        dataset: Dataset, path: Any, file_type: datasets.FileType, *, until: int
+    ) -> set[int]:
+        """Lines (up to `until`) of the rows held out for evaluation, as a job splits them."""
+        if not dataset.format or not dataset.valid_rows:
+            return set()
+        held: set[int] = set()
+        fmt: datasets.Format = dataset.format  # type: ignore[assignment]
+        for n, row in enumerate(datasets.training_rows(datasets.read_rows(path, file_type), fmt)):
+            if row.line > until:
+                break
+            if datasets.is_eval_row(n, dataset.eval_fraction, dataset.id, rows=dataset.valid_rows):
+                held.add(row.line)
+        return held

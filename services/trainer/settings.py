@@ -1,0 +1,23 @@
+"""Settings of the trainer (on top of the shared ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.common.settings import BaseServiceSettings
+
+
+class TrainerSettings(BaseServiceSettings):
+    trainer_grpc_bind: str = "127.0.0.1:50054"
+    # Where base models live once on this machine (the bundled one is converted here once).
+    trainer_models_dir: Path | None = None
+    # Datasets are inspected this many at a time, beside the gRPC API.
+    inspection_workers: int = Field(1, ge=1, le=8)
+    # The first problems kept and shown; all are counted.
+    max_problems_shown: int = Field(20, ge=1, le=200)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.trainer_models_dir or self.data_dir / "models"
