@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -24,6 +25,7 @@ from services.gateway.routes import (
     base_models,
     datasets,
     health,
+    jobs,
     knowledge_bases,
     me,
     oauth,
@@ -37,7 +39,8 @@ WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    for module in (auth, oauth, me, api_keys, admin, knowledge_bases, datasets, base_models):
+    modules = (auth, oauth, me, api_keys, admin, knowledge_bases, datasets, base_models, jobs)
+    for module in modules:
         router.include_router(module.router)
     return router
 
@@ -63,6 +66,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings.trainer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
         )
         app.state.s3 = s3_client(settings)
+        # Job event streams block on XREAD for seconds: the socket must wait longer.
+        app.state.redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=60)
         app.state.token_cache = TokenCache(settings.auth_cache_ttl_seconds)
         listener = asyncio.create_task(
             listen_for_revocations(app.state.token_cache, settings.redis_url)
@@ -77,6 +82,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await app.state.rag.close()
             await app.state.indexer.close()
             await app.state.trainer.close()
+            await app.state.redis.aclose()
             shutdown_telemetry()
 
     app = FastAPI(

@@ -319,3 +319,175 @@ class PreviewRowPublic(BaseModel):
 class PreviewPublic(BaseModel):
     data: list[PreviewRowPublic]
     count: int
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+Stage = Literal["pretrain", "sft", "dpo", "orpo"]
+Preset = Literal["quick", "balanced", "thorough"]
+
+
+class JobCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Maths tutor v1"])
+    dataset_id: str = Field(max_length=64)
+    base_model: str = Field("smollm2-135m-instruct", max_length=100)
+    stage: Stage = Field(
+        "sft",
+        description="The goal: pretrain (learn your documents), sft (answer like your "
+        "examples), dpo or orpo (prefer the chosen answers).",
+    )
+    method: Method = "lora"
+    provider: Provider = "local"
+    preset: Preset = Field("balanced", description="quick (a trial), balanced, thorough.")
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Advanced settings over the preset: epochs, max_steps, learning_rate, "
+        "sequence_len, micro_batch_size, gradient_accumulation_steps, lora_r, lora_alpha, "
+        "lora_dropout, warmup_ratio, eval_steps, save_steps, seed.",
+    )
+    benchmark: Literal["gsm8k", "none"] = "gsm8k"
+    benchmark_sample: int = Field(20, ge=0, le=1319, description="GSM8K questions evaluated.")
+    wandb_online: bool = Field(False, description="Log to wandb online with your own key.")
+
+    def to_proto(self, owner_id: str) -> trainer_pb2.CreateJobRequest:
+        return trainer_pb2.CreateJobRequest(
+            owner_id=owner_id,
+            name=self.name,
+            base_model=self.base_model,
+            dataset_id=self.dataset_id,
+            stage=self.stage,
+            method=self.method,
+            provider=self.provider,
+            preset=self.preset,
+            hyperparameters_json=json.dumps(self.hyperparameters),
+            benchmark=self.benchmark,
+            benchmark_sample=self.benchmark_sample,
+            wandb_online=self.wandb_online,
+        )
+
+
+class EvaluationPublic(BaseModel):
+    benchmark: str
+    sample: int
+    base_score: float | None = Field(description="Exact match of the base model, 0 to 1.")
+    tuned_score: float | None = Field(description="Exact match of the tuned model, 0 to 1.")
+    held_out_loss: float | None
+    details: dict[str, Any]
+
+
+JobState = Literal[
+    "queued",
+    "validating",
+    "provisioning",
+    "training",
+    "evaluating",
+    "uploading",
+    "succeeded",
+    "failed",
+    "cancelled",
+]
+
+
+class JobPublic(BaseModel):
+    id: str
+    name: str
+    base_model: str
+    dataset_id: str
+    stage: str
+    method: str
+    provider: str
+    preset: str
+    hyperparameters: dict[str, Any]
+    state: JobState
+    failure_code: str | None
+    failure_reason: str | None
+    cancel_requested: bool
+    step: int
+    max_steps: int
+    last_loss: float | None
+    last_eval_loss: float | None
+    evaluation: EvaluationPublic | None
+    model_version_id: str | None
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, j: trainer_pb2.Job) -> JobPublic:
+        evaluation = None
+        if j.HasField("evaluation"):
+            e = j.evaluation
+            evaluation = EvaluationPublic(
+                benchmark=e.benchmark,
+                sample=e.sample,
+                base_score=e.base_score if e.HasField("base_score") else None,
+                tuned_score=e.tuned_score if e.HasField("tuned_score") else None,
+                held_out_loss=e.held_out_loss if e.HasField("held_out_loss") else None,
+                details=json.loads(e.details_json or "{}"),
+            )
+        return cls(
+            id=j.id,
+            name=j.name,
+            base_model=j.base_model,
+            dataset_id=j.dataset_id,
+            stage=j.stage,
+            method=j.method,
+            provider=j.provider,
+            preset=j.preset,
+            hyperparameters=json.loads(j.hyperparameters_json or "{}"),
+            state=j.state,
+            failure_code=j.failure_code or None,
+            failure_reason=j.failure_reason or None,
+            cancel_requested=j.cancel_requested,
+            step=j.step,
+            max_steps=j.max_steps,
+            last_loss=j.last_loss if j.HasField("last_loss") else None,
+            last_eval_loss=j.last_eval_loss if j.HasField("last_eval_loss") else None,
+            evaluation=evaluation,
+            model_version_id=j.model_version_id or None,
+            created_at=_dt(j.created_at, j.HasField("created_at")),
+            started_at=_dt(j.started_at, j.HasField("started_at")),
+            finished_at=_dt(j.finished_at, j.HasField("finished_at")),
+        )
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+class CallbackBody(BaseModel):
+    """What a training machine posts: a batch of events."""
+
+    events: list[dict[str, Any]] = Field(max_length=5000)
+
+
+class ModelVersionPublic(BaseModel):
+    id: str
+    name: str
+    job_id: str
+    base_model: str
+    dataset_id: str
+    method: str
+    metrics: dict[str, Any]
+    has_adapter: bool
+    created_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, v: trainer_pb2.ModelVersion) -> ModelVersionPublic:
+        return cls(
+            id=v.id,
+            name=v.name,
+            job_id=v.job_id,
+            base_model=v.base_model,
+            dataset_id=v.dataset_id,
+            method=v.method,
+            metrics=json.loads(v.metrics_json or "{}"),
+            has_adapter=bool(v.adapter_prefix),
+            created_at=_dt(v.created_at, v.HasField("created_at")),
+        )
+
+
+class ModelVersionsPublic(BaseModel):
+    data: list[ModelVersionPublic]
+    count: int

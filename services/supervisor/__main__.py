@@ -215,6 +215,17 @@ class Stack:
             restartable=True,
         )  # fmt: skip
         self._start(
+            "trainer-worker",
+            [
+                python, "-m", "celery", "-A", "services.trainer.tasks", "worker",
+                "--queues", "training", "--concurrency", "1", "--hostname", "trainer@%h",
+                "--loglevel", "INFO",
+            ],
+            echo=True,
+            ready="ready.",
+            restartable=True,
+        )  # fmt: skip
+        self._start(
             "gateway",
             [python, "-m", "services.gateway"],
             echo=True,

@@ -1,15 +1,20 @@
-"""Trainer API process: gRPC TrainerService (datasets, catalogue, estimates) and the dataset
-inspector beside it. Training jobs run in Celery workers on queue `training`."""
+"""Trainer API process: gRPC TrainerService (datasets, catalogue, estimates, jobs), the
+dataset inspector beside it, and a watchdog for jobs whose worker died. Training jobs run in
+Celery workers on queue `training` (services/trainer/tasks.py)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import redis
 from forgeline.v1 import trainer_pb2_grpc
 
 from services.common.db import create_db_engine, run_migrations
 from services.common.grpc_server import build_server, serve_until_signalled
+from services.common.job_events import JobEventWriter
 from services.common.logging import get_logger, setup_logging
+from services.common.queue import TRAINING_QUEUE, make_celery
 from services.common.storage import ensure_bucket, s3_client
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
 from services.trainer.inspection import DatasetFiles, Inspector, Tokenizers
@@ -18,6 +23,10 @@ from services.trainer.settings import TrainerSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_trainer"
+# The task names of services/trainer/tasks.py (sent by name: this process runs no jobs).
+RUN_JOB = "trainer.run_job"
+RESUME_ORPHANS = "trainer.resume_orphans"
+WATCHDOG_SECONDS = 120
 
 
 def main() -> None:
@@ -36,7 +45,28 @@ def main() -> None:
         workers=settings.inspection_workers,
         max_problems=settings.max_problems_shown,
     )
-    servicer = TrainerServicer(engine=engine, inspector=inspector, files=files)
+    celery = make_celery("trainer", settings)
+
+    def enqueue(job_id: str) -> None:
+        celery.send_task(RUN_JOB, args=[job_id], queue=TRAINING_QUEUE)
+
+    servicer = TrainerServicer(
+        engine=engine,
+        settings=settings,
+        inspector=inspector,
+        files=files,
+        events=JobEventWriter(redis.Redis.from_url(settings.redis_url)),
+        enqueue=enqueue,
+    )
+    stopping = threading.Event()
+
+    def watchdog() -> None:
+        # Jobs whose worker died are picked up by the next worker that starts; this also
+        # catches a worker that keeps running but lost the task.
+        while not stopping.wait(WATCHDOG_SECONDS):
+            celery.send_task(RESUME_ORPHANS, queue=TRAINING_QUEUE)
+
+    threading.Thread(target=watchdog, name="job-watchdog", daemon=True).start()
     server, health, port = build_server(
         [lambda s: trainer_pb2_grpc.add_TrainerServiceServicer_to_server(servicer, s)],
         settings.trainer_grpc_bind,
@@ -45,6 +75,7 @@ def main() -> None:
     log.info("trainer listening", port=port, resumed=inspector.resume())
 
     def stop() -> None:
+        stopping.set()
         inspector.shutdown()
         shutdown_telemetry()
 

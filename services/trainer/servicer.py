@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -14,10 +15,20 @@ from sqlmodel import col, select
 from services.common.bundled_model import MODEL_ID as BUNDLED_MODEL_ID
 from services.common.db import owned, session_scope
 from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.job_events import JobEventWriter
 from services.common.timestamps import to_timestamp, utcnow
-from services.trainer import catalogue, datasets
+from services.trainer import catalogue, datasets, jobs
 from services.trainer.inspection import DatasetFiles, Inspector
-from services.trainer.models import FAILED, INSPECTING, INVALID, READY, Dataset
+from services.trainer.models import (
+    FAILED,
+    INSPECTING,
+    INVALID,
+    READY,
+    Dataset,
+    ModelVersion,
+    TrainingJob,
+)
+from services.trainer.settings import TrainerSettings
 
 _STATES = {
     INSPECTING: trainer_pb2.DATASET_STATE_INSPECTING,
@@ -142,11 +153,86 @@ def base_model_to_proto(model: catalogue.BaseModel) -> trainer_pb2.BaseModel:
     return message
 
 
+def _optional(message: Any, field: str, value: float | None) -> None:
+    if value is not None:
+        setattr(message, field, value)
+
+
+def job_to_proto(job: TrainingJob) -> trainer_pb2.Job:
+    message = trainer_pb2.Job(
+        id=job.id,
+        owner_id=job.owner_id,
+        name=job.name,
+        base_model=job.base_model,
+        dataset_id=job.dataset_id,
+        stage=job.stage,
+        method=job.method,
+        provider=job.provider,
+        preset=job.preset,
+        hyperparameters_json=json.dumps(job.hyperparameters),
+        config_yaml=job.config_yaml,
+        state=job.state,
+        failure_code=job.failure_code,
+        failure_reason=job.failure_reason,
+        cancel_requested=job.cancel_requested,
+        step=job.step,
+        max_steps=job.max_steps,
+        model_version_id=job.model_version_id,
+        created_at=to_timestamp(job.created_at),
+        started_at=to_timestamp(job.started_at),
+        finished_at=to_timestamp(job.finished_at),
+    )
+    _optional(message, "last_loss", job.last_loss)
+    _optional(message, "last_eval_loss", job.last_eval_loss)
+    if job.evaluation or job.last_eval_loss is not None:
+        summary = jobs.evaluation_summary(job)
+        evaluation = trainer_pb2.JobEvaluation(
+            benchmark=summary["benchmark"],
+            sample=summary["sample"],
+            details_json=json.dumps(summary["details"]),
+        )
+        _optional(evaluation, "base_score", summary["base_score"])
+        _optional(evaluation, "tuned_score", summary["tuned_score"])
+        _optional(evaluation, "held_out_loss", summary["held_out_loss"])
+        message.evaluation.CopyFrom(evaluation)
+    return message
+
+
+def version_to_proto(version: ModelVersion) -> trainer_pb2.ModelVersion:
+    return trainer_pb2.ModelVersion(
+        id=version.id,
+        owner_id=version.owner_id,
+        name=version.name,
+        job_id=version.job_id,
+        base_model=version.base_model,
+        dataset_id=version.dataset_id,
+        method=version.method,
+        config_yaml=version.config_yaml,
+        metrics_json=json.dumps(version.metrics),
+        bucket=version.bucket,
+        adapter_prefix=version.adapter_prefix,
+        merged_prefix=version.merged_prefix,
+        created_at=to_timestamp(version.created_at),
+    )
+
+
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[misc]
-    def __init__(self, *, engine: Engine, inspector: Inspector, files: DatasetFiles) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: TrainerSettings,
+        inspector: Inspector,
+        files: DatasetFiles,
+        events: JobEventWriter,
+        enqueue: Callable[[str], object],
+    ) -> None:
         self.engine = engine
+        self.settings = settings
         self.inspector = inspector
         self.files = files
+        self.events = events
+        self.enqueue = enqueue
 
     # --- catalogue ---------------------------------------------------------------------
 
@@ -391,3 +477,82 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
             if datasets.is_eval_row(n, dataset.eval_fraction, dataset.id, rows=dataset.valid_rows):
                 held.add(row.line)
         return held
+
+    # --- jobs --------------------------------------------------------------------------
+
+    def CreateJob(
+        self, request: trainer_pb2.CreateJobRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.Job:
+        try:
+            overrides = json.loads(request.hyperparameters_json or "{}")
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(
+                "invalid_hyperparameters", "The advanced settings are not valid JSON."
+            ) from exc
+        if not isinstance(overrides, dict):
+            raise InvalidInput(
+                "invalid_hyperparameters", "The advanced settings must be an object."
+            )
+        job = jobs.create(
+            self.engine,
+            self.settings,
+            jobs.NewJob(
+                owner_id=request.owner_id,
+                name=request.name,
+                base_model=request.base_model,
+                dataset_id=request.dataset_id,
+                stage=request.stage or "sft",
+                method=request.method or "lora",
+                provider=request.provider or "local",
+                preset=request.preset or "balanced",
+                hyperparameters=overrides,
+                benchmark=request.benchmark or "gsm8k",
+                benchmark_sample=request.benchmark_sample,
+                wandb_online=request.wandb_online,
+            ),
+        )
+        self.events.append(job.id, "state", {"state": job.state})
+        self.enqueue(job.id)
+        return job_to_proto(job)
+
+    def ListJobs(
+        self, request: trainer_pb2.ListJobsRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.ListJobsResponse:
+        return trainer_pb2.ListJobsResponse(
+            jobs=[job_to_proto(j) for j in jobs.list_for(self.engine, request.owner_id)]
+        )
+
+    def GetJob(
+        self, request: trainer_pb2.GetJobRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.Job:
+        return job_to_proto(jobs.get(self.engine, request.owner_id, request.id))
+
+    def CancelJob(
+        self, request: trainer_pb2.CancelJobRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.Job:
+        job = jobs.request_cancel(self.engine, self.events, request.owner_id, request.id)
+        return job_to_proto(job)
+
+    def ReportJobEvents(
+        self, request: trainer_pb2.ReportJobEventsRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.ReportJobEventsResponse:
+        reported = []
+        for event in request.events:
+            try:
+                data = json.loads(event.data_json or "{}")
+            except json.JSONDecodeError:
+                data = {}
+            reported.append({"type": event.type, "data": data if isinstance(data, dict) else {}})
+        stop = jobs.report(self.engine, self.events, request.job_id, request.token, reported)
+        return trainer_pb2.ReportJobEventsResponse(cancel=stop)
+
+    def ListModelVersions(
+        self, request: trainer_pb2.ListModelVersionsRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.ListModelVersionsResponse:
+        with session_scope(self.engine) as db:
+            rows = db.exec(
+                owned(select(ModelVersion), ModelVersion, request.owner_id).order_by(
+                    col(ModelVersion.created_at).desc()
+                )
+            ).all()
+        return trainer_pb2.ListModelVersionsResponse(versions=[version_to_proto(v) for v in rows])

@@ -18,6 +18,17 @@ class TrainerSettings(BaseServiceSettings):
     # The first problems kept and shown; all are counted.
     max_problems_shown: int = Field(20, ge=1, le=200)
 
+    # Where the training machine sends its events (the gateway's public address).
+    public_url: str = "http://127.0.0.1:8000"
+    # The GSM8K questions jobs are evaluated on (the first `benchmark_sample` of them).
+    gsm8k_path: Path = Path(__file__).resolve().parents[2].parent / "shared/data/gsm8k/test.jsonl"
+    # Where local runs keep their manifest, working folder and log.
+    trainer_jobs_dir: Path | None = None
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.trainer_jobs_dir or self.data_dir / "trainer" / "jobs"
+
     @property
     def models_dir(self) -> Path:
         return self.trainer_models_dir or self.data_dir / "models"

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import io
 import json
-import time
-from typing import Any
 
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.factories import SignedInUser, make_user
+from tests.factories import make_user
 from tests.integration.conftest import Stack
+from tests.integration.dataset_helpers import GSM8K_TRAIN, inspected, upload
 from tests.integration.kb_helpers import platform_s3
-from tests.servers.platform import REPO
-
-GSM8K_TRAIN = REPO.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
 
 
 def alpaca_jsonl() -> bytes:
@@ -32,26 +28,6 @@ def alpaca_jsonl() -> bytes:
     ]
     lines = [r if isinstance(r, str) else json.dumps(r) for r in rows]
     return ("\n".join(lines) + "\n").encode()
-
-
-def upload(
-    client: httpx.Client, user: SignedInUser, file_name: str, data: bytes, **form: str
-) -> httpx.Response:
-    return client.post(
-        "/api/v1/datasets", files={"file": (file_name, data)}, data=form, headers=user.headers
-    )
-
-
-def inspected(
-    client: httpx.Client, user: SignedInUser, dataset_id: str, timeout: float = 240
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        dataset = client.get(f"/api/v1/datasets/{dataset_id}", headers=user.headers).json()
-        if dataset["state"] != "inspecting":
-            return dataset  # type: ignore[no-any-return]
-        time.sleep(0.5)
-    raise AssertionError(f"dataset never left 'inspecting': {dataset}")
 
 
 def test_an_alpaca_file_is_detected_checked_and_counted(stack: Stack, client: httpx.Client) -> None:

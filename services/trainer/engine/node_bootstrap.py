@@ -1,0 +1,359 @@
+"""What runs on the training machine: the same script on this machine (the `local` provider)
+and on a cloud GPU node (started by its cloud-init / startup script once axolotl is
+installed).
+
+It imports nothing of Forgeline's and talks to the platform only through the job manifest:
+presigned URLs to fetch the data and store the results, and a callback URL with a per-job
+token for events. The callback's answer can ask the run to stop (the user cancelled).
+
+    python node_bootstrap.py MANIFEST.json        # or --manifest-url URL
+
+Steps: fetch data (and the last checkpoint, to resume) -> axolotl train (progress from the
+forgeline_events plugin beside this file) -> evaluate base vs tuned -> merge the adapter ->
+upload adapter and merged model -> report `done`. Exit status: 0 done, 1 failed, 3 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import urllib.request
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+EVENT_PREFIX = "FORGELINE_EVENT "
+HERE = Path(__file__).resolve().parent
+FLUSH_SECONDS = 1.0
+LOG_TAIL = 200
+
+
+class Cancelled(Exception):
+    pass
+
+
+def _open(request: str | urllib.request.Request, timeout: float) -> Any:
+    """urlopen for the manifest's URLs, which must be http(s): never file: or others."""
+    url = request if isinstance(request, str) else request.full_url
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"refusing a non-HTTP URL: {url[:40]}")
+    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (checked above)
+
+
+# --- talking to the platform ----------------------------------------------------------------
+
+
+class Reporter:
+    """Batches events to the callback URL; remembers whether the platform asked to stop."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
+        self.pending: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.cancel = threading.Event()
+        self.last_flush = 0.0
+
+    def event(self, type_: str, **data: Any) -> None:
+        with self.lock:
+            self.pending.append({"type": type_, "data": data, "time": time.time()})
+        if type_ != "log" or time.monotonic() - self.last_flush > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            batch, self.pending = self.pending, []
+        self.last_flush = time.monotonic()
+        body = json.dumps({"events": batch}).encode()
+        for attempt in range(5):
+            try:
+                request = urllib.request.Request(  # noqa: S310 (_open checks it)  # noqa: S310 (_open checks it)
+                    self.url,
+                    data=body,
+                    method="POST",
+                    headers={
+                        "Authorization": f"Bearer {self.token}",
+                        "Content-Type": "application/json",
+                    },
+                )
+                with _open(request, timeout=30) as response:
+                    answer = json.loads(response.read() or b"{}")
+                if answer.get("cancel"):
+                    self.cancel.set()
+                return
+            except Exception as error:  # the platform restarting: retry, then give up quietly
+                sys.stderr.write(f"[bootstrap] callback failed ({error}); retrying\n")
+                time.sleep(min(2**attempt, 10))
+
+
+def download(url: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    with _open(url, timeout=300) as response, partial.open("wb") as out:
+        shutil.copyfileobj(response, out, 1 << 20)
+    partial.replace(target)
+
+
+def upload(url: str, source: Path) -> None:
+    size = source.stat().st_size
+    with source.open("rb") as body:
+        request = urllib.request.Request(  # noqa: S310 (_open checks it)
+            url, data=body, method="PUT", headers={"Content-Length": str(size)}
+        )
+        with _open(request, timeout=3600):
+            pass
+
+
+def tar_folder(folder: Path, target: Path, *, skip: tuple[str, ...] = ()) -> Path:
+    with tarfile.open(target, "w:gz", compresslevel=1) as archive:
+        for child in sorted(folder.iterdir()):
+            if not child.name.startswith(skip):
+                archive.add(child, arcname=child.name)
+    return target
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def train(workdir: Path, manifest: dict[str, Any], reporter: Reporter) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
+    env["WANDB_DIR"] = str(workdir / "wandb")
+    env.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
+    (workdir / "wandb").mkdir(exist_ok=True)
+    argv = [sys.executable, "-m", "axolotl.cli.train", "config.yml"]
+    log_tail: deque[str] = deque(maxlen=LOG_TAIL)
+    process = subprocess.Popen(
+        argv,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    uploads = manifest.get("uploads", {})
+    assert process.stdout is not None
+    try:
+        for raw in process.stdout:
+            line = raw.rstrip("\n")
+            if reporter.cancel.is_set():
+                raise Cancelled()
+            # Progress bars write without newlines, so an event may follow one on a line.
+            at = line.find(EVENT_PREFIX)
+            if at >= 0:
+                event = json.loads(line[at + len(EVENT_PREFIX) :])
+                kind = event.pop("type")
+                if kind == "checkpoint" and uploads.get("checkpoint"):
+                    checkpoint = workdir / "output" / Path(event["path"]).name
+                    archive = tar_folder(checkpoint, workdir / "checkpoint.tar.gz")
+                    upload(uploads["checkpoint"], archive)
+                    archive.unlink()
+                reporter.event(kind, **event)
+                continue
+            # progress bars redraw with \r: keep only what a person would read
+            line = line.rsplit("\r", 1)[-1].strip()
+            if line:
+                log_tail.append(line)
+                reporter.event("log", line=line[:2000])
+        code = process.wait()
+    except Cancelled:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        raise
+    if code != 0:
+        raise RuntimeError("axolotl train failed:\n" + "\n".join(list(log_tail)[-25:]))
+
+
+def merge(workdir: Path) -> Path:
+    argv = [
+        sys.executable,
+        "-m",
+        "axolotl.cli.merge_lora",
+        "config.yml",
+        "--lora_model_dir=./output",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError("merging the adapter failed:\n" + result.stdout[-3000:])
+    return workdir / "output" / "merged"
+
+
+# --- evaluation -----------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def final_number(text: str) -> str | None:
+    """GSM8K's answer: the number after '####', else the last number in the text."""
+    tail = text.split("####", 1)[1] if "####" in text else text
+    numbers = _NUMBER.findall(tail)
+    if not numbers:
+        return None
+    value = (numbers[0] if "####" in text else numbers[-1]).replace(",", "")
+    return str(value[:-2] if value.endswith(".0") else value)
+
+
+def gsm8k_accuracy(
+    model: Any, tokenizer: Any, questions: list[dict[str, str]], max_new_tokens: int
+) -> tuple[float, list[dict[str, Any]]]:
+    import torch
+
+    correct, examples = 0, list[dict[str, Any]]()
+    for item in questions:
+        messages = [{"role": "user", "content": item["question"]}]
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            output = model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+            )
+        answer = tokenizer.decode(
+            output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True
+        )
+        expected, got = final_number(item["answer"]), final_number(answer)
+        ok = expected is not None and expected == got
+        correct += ok
+        if len(examples) < 3:
+            examples.append(
+                {
+                    "question": item["question"],
+                    "expected": expected,
+                    "answer": answer[:600],
+                    "correct": ok,
+                }
+            )
+    return (correct / len(questions) if questions else 0.0), examples
+
+
+def evaluate(
+    workdir: Path, manifest: dict[str, Any], base_model: str, adapter: bool
+) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = manifest["evaluation"]
+    questions = spec["questions"]
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    base = AutoModelForCausalLM.from_pretrained(base_model, torch_dtype=torch.float32)
+    base.eval()  # type: ignore[no-untyped-call]
+    base_score, base_examples = gsm8k_accuracy(base, tokenizer, questions, spec["max_new_tokens"])
+    if adapter:
+        from peft import PeftModel
+
+        tuned = PeftModel.from_pretrained(base, str(workdir / "output"))
+    else:
+        tuned = AutoModelForCausalLM.from_pretrained(
+            str(workdir / "output"), torch_dtype=torch.float32
+        )
+    tuned.eval()
+    tuned_score, tuned_examples = gsm8k_accuracy(
+        tuned, tokenizer, questions, spec["max_new_tokens"]
+    )
+    return {
+        "benchmark": spec["benchmark"],
+        "sample": len(questions),
+        "base_exact_match": base_score,
+        "tuned_exact_match": tuned_score,
+        "base_examples": base_examples,
+        "tuned_examples": tuned_examples,
+    }
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def run(manifest: dict[str, Any], workdir: Path) -> int:
+    reporter = Reporter(manifest["callback_url"], manifest["token"])
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.yml").write_text(manifest["config_yaml"])
+        if manifest.get("deepspeed_json"):
+            (workdir / "deepspeed_zero3.json").write_text(manifest["deepspeed_json"])
+        for name, url in manifest["downloads"].items():
+            if url:
+                download(url, workdir / name)
+        checkpoint = workdir / "checkpoint.tar.gz"
+        if checkpoint.exists():  # resume where a stopped run left off
+            # Axolotl's auto_resume_from_checkpoints picks up output/checkpoint-<step>.
+            target = workdir / "output" / manifest["checkpoint_name"]
+            target.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(checkpoint) as packed:
+                packed.extractall(target, filter="data")
+            checkpoint.unlink()
+            reporter.event("log", line=f"resuming from {target.name}")
+        reporter.event("state", state="training")
+        train(workdir, manifest, reporter)
+        if reporter.cancel.is_set():
+            raise Cancelled()
+        adapter = bool(manifest.get("adapter", True))
+        evaluation = None
+        if manifest.get("evaluation"):
+            reporter.event("state", state="evaluating")
+            evaluation = evaluate(workdir, manifest, manifest["base_model"], adapter)
+            reporter.event("evaluation", **evaluation)
+        reporter.event("state", state="uploading")
+        uploads = manifest["uploads"]
+        output = workdir / "output"
+        sizes = {}
+        if adapter:
+            archive = tar_folder(
+                output, workdir / "adapter.tar.gz", skip=("checkpoint-", "merged", "runs")
+            )
+            upload(uploads["adapter"], archive)
+            sizes["adapter_bytes"] = archive.stat().st_size
+            merged = merge(workdir)
+        else:
+            merged = output
+        archive = tar_folder(
+            merged, workdir / "merged.tar.gz", skip=("checkpoint-", "runs", "merged")
+        )
+        upload(uploads["merged"], archive)
+        sizes["merged_bytes"] = archive.stat().st_size
+        reporter.event("artefacts", **sizes)
+        reporter.event("done")
+        reporter.flush()
+        return 0
+    except Cancelled:
+        reporter.event("cancelled")
+        reporter.flush()
+        return 3
+    except Exception as error:
+        reporter.event("error", message=str(error)[-4000:])
+        reporter.flush()
+        return 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("manifest", nargs="?", help="the job manifest (JSON file)")
+    parser.add_argument("--manifest-url", help="fetch the manifest from here instead")
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args()
+    if args.manifest_url:
+        with _open(args.manifest_url, timeout=60) as response:
+            manifest = json.loads(response.read())
+    else:
+        manifest = json.loads(Path(args.manifest).read_text())
+    workdir = Path(args.workdir or manifest.get("workdir") or f"job-{manifest['job_id']}")
+    return run(manifest, workdir.resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

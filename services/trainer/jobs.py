@@ -1,0 +1,365 @@
+"""Training jobs: creating one (its Axolotl config written once, here), reading, cancelling,
+and recording what the training machine reports.
+
+States: queued -> validating -> provisioning -> training -> evaluating -> uploading ->
+succeeded | failed | cancelled. The worker (`tasks.py`) moves a job through the first ones
+and ends it; the training machine reports training/evaluating/uploading and its progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from services.common.bundled_model import MODEL_ID as BUNDLED_MODEL_ID
+from services.common.db import owned, session_scope
+from services.common.errors import InvalidInput, NotFound
+from services.common.job_events import JobEventWriter
+from services.common.logging import get_logger
+from services.common.timestamps import utcnow
+from services.trainer import axolotl_config, catalogue
+from services.trainer.job_data import check_stage
+from services.trainer.models import (
+    CANCELLED,
+    EVALUATING,
+    JOB_FAILED,
+    QUEUED,
+    READY,
+    TERMINAL,
+    TRAINING,
+    UPLOADING,
+    Dataset,
+    TrainingJob,
+)
+from services.trainer.settings import TrainerSettings
+
+log = get_logger(__name__)
+LEASE_SECONDS = 60
+REPORTED_STATES = {TRAINING, EVALUATING, UPLOADING}
+PROVIDERS_AVAILABLE = ("local",)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    owner_id: str
+    name: str
+    base_model: str
+    dataset_id: str
+    stage: str
+    method: str
+    provider: str
+    preset: str
+    hyperparameters: dict[str, Any]
+    benchmark: str
+    benchmark_sample: int
+    wandb_online: bool
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _choice(value: str, allowed: Iterable[str], code: str, what: str) -> str:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise InvalidInput(code, f"Choose {what}: {', '.join(allowed)}.")
+    return value
+
+
+def owned_dataset(engine: Engine, owner_id: str, dataset_id: str) -> Dataset:
+    with session_scope(engine) as db:
+        dataset = db.exec(
+            owned(select(Dataset), Dataset, owner_id).where(Dataset.id == dataset_id)
+        ).first()
+    if dataset is None:
+        raise NotFound("dataset_not_found", "No such dataset.")
+    return dataset
+
+
+def model_location(settings: TrainerSettings, model: catalogue.BaseModel, provider: str) -> str:
+    """What the config's `base_model` says: a folder on this machine, or a hub id."""
+    if provider == "local":
+        if not model.bundled:
+            raise InvalidInput(
+                "base_model_not_local",
+                f"{model.display_name}'s weights are not on this machine; choose a cloud "
+                "provider to fine-tune it, or the bundled model to train here.",
+            )
+        return str(settings.models_dir / BUNDLED_MODEL_ID)
+    return model.hub_id
+
+
+def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJob:
+    stage = _choice(new.stage, axolotl_config.STAGES, "unknown_stage", "a goal")
+    method = _choice(new.method, ("full", "lora", "qlora"), "unknown_method", "a method")
+    provider = _choice(new.provider, ("local", "aws", "gcp"), "unknown_provider", "where to train")
+    if provider not in PROVIDERS_AVAILABLE:
+        raise InvalidInput(
+            "provider_not_available",
+            f"Training on {provider.upper()} is not available yet; train locally for now.",
+        )
+    benchmark = _choice(new.benchmark or "gsm8k", ("gsm8k", "none"), "unknown_benchmark",
+                        "a benchmark")  # fmt: skip
+    if not 0 <= new.benchmark_sample <= 1319:
+        raise InvalidInput("invalid_benchmark_sample", "Evaluate on 0 to 1,319 questions.")
+    name = new.name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("invalid_name", "Give the job a name of 1 to 200 characters.")
+    model = catalogue.get_base_model(new.base_model or BUNDLED_MODEL_ID)
+    dataset = owned_dataset(engine, new.owner_id, new.dataset_id)
+    if dataset.state != READY:
+        raise InvalidInput(
+            "dataset_not_ready",
+            "This dataset is not ready to train on: "
+            + (
+                "it is still being inspected."
+                if dataset.state == "inspecting"
+                else "fix the problems it lists first."
+            ),
+        )
+    check_stage(stage, dataset.format)  # type: ignore[arg-type]
+    overrides = dict(new.hyperparameters)
+    overrides.setdefault("sequence_len", dataset.sequence_len)
+    try:
+        hp = axolotl_config.preset(new.preset or "balanced", **overrides)
+    except TypeError as exc:
+        raise InvalidInput("invalid_hyperparameters", "A setting has the wrong type.") from exc
+    device = "cpu" if provider == "local" else "gpu"
+    job = TrainingJob(
+        owner_id=new.owner_id,
+        name=name,
+        base_model=model.id,
+        dataset_id=dataset.id,
+        stage=stage,
+        method=method,
+        provider=provider,
+        preset=new.preset or "balanced",
+        hyperparameters=axolotl_config.hyperparameters_dict(hp),
+        config_yaml="",
+        benchmark=benchmark,
+        benchmark_sample=new.benchmark_sample if benchmark != "none" else 0,
+        wandb_online=new.wandb_online,
+    )
+    spec = axolotl_config.JobSpec(
+        base_model=model_location(settings, model, provider),
+        chat_template=model.axolotl_chat_template,
+        stage=stage,  # type: ignore[arg-type]
+        method=method,  # type: ignore[arg-type]
+        device=device,  # type: ignore[arg-type]
+        hyperparameters=hp,
+        train_rows=dataset.train_rows,
+        eval_rows=dataset.eval_rows,
+        wandb_run=job.id,
+        wandb_online=new.wandb_online,
+    )
+    job.config_yaml = axolotl_config.to_yaml(axolotl_config.build_config(spec))
+    job.max_steps = axolotl_config.total_steps(spec)
+    with session_scope(engine) as db:
+        db.add(job)
+    return job
+
+
+def get(engine: Engine, owner_id: str, job_id: str) -> TrainingJob:
+    with session_scope(engine) as db:
+        job = db.exec(
+            owned(select(TrainingJob), TrainingJob, owner_id).where(TrainingJob.id == job_id)
+        ).first()
+    if job is None:
+        raise NotFound("job_not_found", "No such job.")
+    return job
+
+
+def list_for(engine: Engine, owner_id: str) -> list[TrainingJob]:
+    with session_scope(engine) as db:
+        statement = owned(select(TrainingJob), TrainingJob, owner_id)
+        return list(db.exec(statement.order_by(col(TrainingJob.created_at).desc())).all())
+
+
+def update(engine: Engine, job_id: str, **values: Any) -> TrainingJob | None:
+    with session_scope(engine) as db:
+        job = db.get(TrainingJob, job_id)
+        if job is None:
+            return None
+        for name, value in values.items():
+            setattr(job, name, value)
+        job.updated_at = utcnow()
+        db.add(job)
+    return job
+
+
+def set_state(
+    engine: Engine, events: JobEventWriter, job_id: str, state: str, **values: Any
+) -> TrainingJob | None:
+    """Move a job on (never out of an ended state) and tell its watchers."""
+    with session_scope(engine) as db:
+        job = db.get(TrainingJob, job_id)
+        if job is None or job.state in TERMINAL:
+            return job
+        job.state = state
+        for name, value in values.items():
+            setattr(job, name, value)
+        now = utcnow()
+        job.updated_at = now
+        if state == TRAINING and job.started_at is None:
+            job.started_at = now
+        if state in TERMINAL:
+            job.finished_at = now
+            job.lease_owner, job.lease_until = "", None
+        db.add(job)
+    data: dict[str, Any] = {"state": state}
+    if state == JOB_FAILED:
+        data |= {"code": values.get("failure_code", ""), "reason": values.get("failure_reason")}
+    events.append(job_id, "state", data)
+    if state in TERMINAL:
+        events.expire(job_id)
+    return job
+
+
+def claim(engine: Engine, job_id: str, worker: str) -> TrainingJob | None:
+    """Take the job's lease, or None when another live worker holds it or it has ended."""
+    now = utcnow()
+    with session_scope(engine) as db:
+        job = db.exec(
+            select(TrainingJob)
+            .where(TrainingJob.id == job_id)
+            .where(
+                or_(
+                    col(TrainingJob.lease_until).is_(None),
+                    col(TrainingJob.lease_until) < now,
+                    col(TrainingJob.lease_owner) == worker,
+                )
+            )
+            .with_for_update()
+        ).first()
+        if job is None or job.state in TERMINAL:
+            return None
+        job.lease_owner, job.lease_until = worker, now + timedelta(seconds=LEASE_SECONDS)
+        job.attempts += 1
+        db.add(job)
+    return job
+
+
+def renew(engine: Engine, job_id: str, worker: str) -> TrainingJob | None:
+    with session_scope(engine) as db:
+        job = db.get(TrainingJob, job_id)
+        if job is None or job.lease_owner != worker:
+            return None
+        job.lease_until = utcnow() + timedelta(seconds=LEASE_SECONDS)
+        db.add(job)
+    return job
+
+
+def orphaned(engine: Engine) -> list[str]:
+    """Jobs not ended whose worker stopped renewing the lease (it crashed)."""
+    # Queued jobs that never started still have their task in the queue: left alone.
+    now = utcnow()
+    with session_scope(engine) as db:
+        rows = db.exec(
+            select(TrainingJob.id).where(
+                col(TrainingJob.state).not_in(TERMINAL),
+                col(TrainingJob.lease_until).is_not(None),
+                col(TrainingJob.lease_until) < now,
+            )
+        ).all()
+    return list(rows)
+
+
+def request_cancel(
+    engine: Engine, events: JobEventWriter, owner_id: str, job_id: str
+) -> TrainingJob:
+    job = get(engine, owner_id, job_id)
+    if job.state in TERMINAL:
+        return job
+    leased = job.lease_until is not None and job.lease_until > utcnow()
+    if job.state == QUEUED or not leased:
+        # Nobody is running it: it ends now (a worker that picks it up finds it ended).
+        set_state(engine, events, job_id, CANCELLED, cancel_requested=True)
+    else:
+        update(engine, job_id, cancel_requested=True)
+        events.append(job_id, "log", {"line": "Cancelling: stopping the training machine."})
+    return get(engine, owner_id, job_id)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def report(
+    engine: Engine, events: JobEventWriter, job_id: str, token: str, reported: list[dict[str, Any]]
+) -> bool:
+    """Record what the training machine sent; True when it should stop."""
+    with session_scope(engine) as db:
+        job = db.get(TrainingJob, job_id)
+    if (
+        job is None
+        or not job.callback_token_hash
+        or not hmac.compare_digest(job.callback_token_hash, token_hash(token))
+    ):
+        raise NotFound("job_not_found", "No such job.")  # a wrong token learns nothing
+    if job.state in TERMINAL:
+        return True
+    changes: dict[str, Any] = {}
+    for event in reported:
+        kind, data = str(event.get("type", "")), dict(event.get("data") or {})
+        if kind == "state" and data.get("state") in REPORTED_STATES:
+            set_state(engine, events, job_id, data["state"])
+            continue
+        if kind == "progress":
+            changes |= {
+                "step": int(data.get("step") or 0),
+                "max_steps": int(data.get("max_steps") or job.max_steps),
+                "last_loss": _number(data.get("loss")),
+            }
+        elif kind == "eval":
+            changes["last_eval_loss"] = _number(data.get("eval_loss"))
+        elif kind == "checkpoint":
+            changes["last_checkpoint_step"] = int(data.get("step") or 0)
+        elif kind == "evaluation":
+            changes["evaluation"] = data
+        elif kind == "error":
+            changes |= {
+                "failure_code": "training_failed",
+                "failure_reason": str(data.get("message", ""))[-2000:],
+            }
+        events.append(job_id, kind, data)
+    if changes:
+        update(engine, job_id, **changes)
+    return job.cancel_requested
+
+
+def new_callback_token() -> tuple[str, str]:
+    token = secrets.token_urlsafe(32)
+    return token, token_hash(token)
+
+
+def evaluation_summary(job: TrainingJob) -> dict[str, Any]:
+    """What the job page shows: base vs tuned on the benchmark, and the held-out loss."""
+    evaluation = dict(job.evaluation or {})
+    return {
+        "benchmark": evaluation.get("benchmark", job.benchmark),
+        "sample": evaluation.get("sample", 0),
+        "base_score": evaluation.get("base_exact_match"),
+        "tuned_score": evaluation.get("tuned_exact_match"),
+        "held_out_loss": job.last_eval_loss,
+        "details": {
+            "base_examples": evaluation.get("base_examples", []),
+            "tuned_examples": evaluation.get("tuned_examples", []),
+        },
+    }
+
+
+def hyperparameters_json(job: TrainingJob) -> str:
+    return json.dumps(job.hyperparameters)

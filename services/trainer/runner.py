@@ -1,0 +1,280 @@
+"""One job from `queued` to its end, on the worker that holds its lease.
+
+validating: the dataset is still ready and fits the goal; its rows become the job's train and
+eval files in the object store. provisioning: the engine and the base model are on the
+training machine; a manifest with presigned URLs and a callback token goes to the provider.
+Then the node bootstrap script trains, evaluates and uploads, reporting through the callback,
+while this worker watches the process, renews its lease and stops it on cancel. At the end
+the model version is registered (succeeded), or the job fails with the reason it gave.
+
+Whatever happens, the training process is stopped before the worker lets go of the job: a
+GPU must never be left running by mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from services.common.bundled_model import ensure_hf_model
+from services.common.db import session_scope
+from services.common.errors import ForgelineError
+from services.common.job_events import JobEventWriter
+from services.common.logging import get_logger
+from services.trainer import jobs
+from services.trainer.axolotl_config import deepspeed_zero3
+from services.trainer.job_data import prepare
+from services.trainer.models import (
+    CANCELLED,
+    INSPECTING,
+    JOB_FAILED,
+    PROVISIONING,
+    READY,
+    SUCCEEDED,
+    VALIDATING,
+    ModelVersion,
+    TrainingJob,
+)
+from services.trainer.providers.local import LocalProvider, LocalRun
+from services.trainer.settings import TrainerSettings
+
+log = get_logger(__name__)
+URL_SECONDS = 7 * 24 * 3600  # S3's longest presigned validity
+POLL_SECONDS = 1.0
+RENEW_SECONDS = 10.0
+
+
+def job_prefix(job: TrainingJob) -> str:
+    return f"{job.owner_id}/jobs/{job.id}/"
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        s3: Any,
+        events: JobEventWriter,
+        settings: TrainerSettings,
+        provider: LocalProvider,
+    ) -> None:
+        self.engine = engine
+        self.s3 = s3
+        self.events = events
+        self.settings = settings
+        self.provider = provider
+
+    def run(self, job_id: str, worker: str) -> str:
+        job = jobs.claim(self.engine, job_id, worker)
+        if job is None:
+            return "skipped"  # ended, or another worker is on it
+        if job.cancel_requested:
+            jobs.set_state(self.engine, self.events, job_id, CANCELLED)
+            return CANCELLED
+        run: LocalRun | None = None
+        try:
+            jobs.set_state(self.engine, self.events, job_id, VALIDATING)
+            manifest = self._validate_and_stage(job)
+            jobs.set_state(self.engine, self.events, job_id, PROVISIONING)
+            self._provision()
+            if job.compute_ref:  # a worker that crashed left its process running
+                self.provider.stop_ref(job_id, job.compute_ref)
+            token, token_hash = jobs.new_callback_token()
+            jobs.update(self.engine, job_id, callback_token_hash=token_hash)
+            run = self.provider.start(job_id, {**manifest, "token": token})
+            jobs.update(self.engine, job_id, compute_ref=run.ref)
+            return self._watch(job_id, worker, run)
+        except ForgelineError as error:
+            jobs.set_state(
+                self.engine,
+                self.events,
+                job_id,
+                JOB_FAILED,
+                failure_code=error.code,
+                failure_reason=error.message,
+            )
+            return JOB_FAILED
+        except Exception:
+            log.exception("job crashed", job_id=job_id)
+            jobs.set_state(
+                self.engine,
+                self.events,
+                job_id,
+                JOB_FAILED,
+                failure_code="internal_error",
+                failure_reason="Something went wrong on our side while running this job.",
+            )
+            return JOB_FAILED
+        finally:
+            if run is not None:
+                self.provider.stop(run)
+
+    # --- stages ----------------------------------------------------------------------------
+
+    def _validate_and_stage(self, job: TrainingJob) -> dict[str, Any]:
+        dataset = jobs.owned_dataset(self.engine, job.owner_id, job.dataset_id)
+        if dataset.state != READY:
+            raise ForgelineError(
+                "dataset_not_ready",
+                "The dataset changed since the job was created and is "
+                + ("being inspected again." if dataset.state == INSPECTING else "not usable."),
+            )
+        prefix = job_prefix(job)
+        with tempfile.TemporaryDirectory(prefix="forgeline-job-") as tmp:
+            source = Path(tmp) / dataset.file_name
+            self.s3.download_file(dataset.bucket, dataset.key, str(source))
+            prepared = prepare(
+                source,
+                dataset.file_type,  # type: ignore[arg-type]
+                dataset.format,  # type: ignore[arg-type]
+                job.stage,  # type: ignore[arg-type]
+                eval_fraction=dataset.eval_fraction,
+                seed=dataset.id,
+                valid_rows=dataset.valid_rows,
+                out_dir=Path(tmp) / "data",
+            )
+            for path in (prepared.train, prepared.eval):
+                self.s3.upload_file(
+                    str(path), self.settings.s3_bucket, prefix + f"data/{path.name}"
+                )
+        self.events.append(
+            job.id,
+            "log",
+            {"line": f"{prepared.train_rows} rows to train on, {prepared.eval_rows} held out."},
+        )
+        return self._manifest(job)
+
+    def _provision(self) -> None:
+        def progress(line: str) -> None:
+            log.info("provisioning", line=line)
+
+        self.provider.prepare(progress)
+        ensure_hf_model(self.settings.models_dir, progress=progress)
+
+    def _url(self, method: str, key: str) -> str:
+        return str(
+            self.s3.generate_presigned_url(
+                method,
+                Params={"Bucket": self.settings.s3_bucket, "Key": key},
+                ExpiresIn=URL_SECONDS,
+            )
+        )
+
+    def _manifest(self, job: TrainingJob) -> dict[str, Any]:
+        prefix = job_prefix(job)
+        downloads = {
+            "data/train.jsonl": self._url("get_object", prefix + "data/train.jsonl"),
+            "data/eval.jsonl": self._url("get_object", prefix + "data/eval.jsonl"),
+        }
+        manifest: dict[str, Any] = {
+            "job_id": job.id,
+            "callback_url": f"{self.settings.public_url.rstrip('/')}/api/v1/jobs/{job.id}/callback",
+            "config_yaml": job.config_yaml,
+            "base_model": str(self.settings.models_dir / job.base_model)
+            if job.provider == "local"
+            else job.base_model,
+            "adapter": job.method != "full",
+            "downloads": downloads,
+            "uploads": {
+                "checkpoint": self._url("put_object", prefix + "checkpoint.tar.gz"),
+                "adapter": self._url("put_object", prefix + "artefacts/adapter.tar.gz"),
+                "merged": self._url("put_object", prefix + "artefacts/merged.tar.gz"),
+            },
+            "evaluation": self._evaluation(job),
+        }
+        if "deepspeed:" in job.config_yaml:
+            manifest["deepspeed_json"] = json.dumps(deepspeed_zero3())
+        if job.last_checkpoint_step:
+            downloads["checkpoint.tar.gz"] = self._url("get_object", prefix + "checkpoint.tar.gz")
+            manifest["checkpoint_name"] = f"checkpoint-{job.last_checkpoint_step}"
+        return manifest
+
+    def _evaluation(self, job: TrainingJob) -> dict[str, Any] | None:
+        if job.benchmark != "gsm8k" or not job.benchmark_sample:
+            return None
+        path = self.settings.gsm8k_path
+        if not path.exists():
+            self.events.append(
+                job.id, "log", {"line": "GSM8K questions are not on this machine; skipping it."}
+            )
+            return None
+        with path.open() as lines:
+            questions = [
+                json.loads(line)
+                for _, line in zip(range(job.benchmark_sample), lines, strict=False)
+            ]
+        return {"benchmark": "gsm8k", "questions": questions, "max_new_tokens": 256}
+
+    # --- watching ---------------------------------------------------------------------------
+
+    def _watch(self, job_id: str, worker: str, run: LocalRun) -> str:
+        renewed = time.monotonic()
+        while True:
+            code = self.provider.poll(run)
+            if code is not None:
+                break
+            if time.monotonic() - renewed > RENEW_SECONDS:
+                renewed = time.monotonic()
+                if jobs.renew(self.engine, job_id, worker) is None:
+                    log.warning("lost the job's lease; stopping", job_id=job_id)
+                    return "lost"
+            with session_scope(self.engine) as db:
+                current = db.get(TrainingJob, job_id)
+            if current is None or current.cancel_requested:
+                self.provider.stop(run)
+                jobs.set_state(self.engine, self.events, job_id, CANCELLED)
+                return CANCELLED
+            time.sleep(POLL_SECONDS)
+        with session_scope(self.engine) as db:
+            job = db.get(TrainingJob, job_id)
+        assert job is not None
+        if code == 0:
+            version = self._register(job)
+            jobs.set_state(self.engine, self.events, job_id, SUCCEEDED, model_version_id=version.id)
+            return SUCCEEDED
+        if code == 3 or job.cancel_requested:
+            jobs.set_state(self.engine, self.events, job_id, CANCELLED)
+            return CANCELLED
+        jobs.set_state(
+            self.engine,
+            self.events,
+            job_id,
+            JOB_FAILED,
+            failure_code=job.failure_code or "training_failed",
+            failure_reason=job.failure_reason
+            or f"The training process stopped unexpectedly (exit status {code}).",
+        )
+        return JOB_FAILED
+
+    def _register(self, job: TrainingJob) -> ModelVersion:
+        prefix = job_prefix(job)
+        summary = jobs.evaluation_summary(job)
+        version = ModelVersion(
+            owner_id=job.owner_id,
+            name=job.name,
+            job_id=job.id,
+            base_model=job.base_model,
+            dataset_id=job.dataset_id,
+            method=job.method,
+            config_yaml=job.config_yaml,
+            metrics={
+                "final_loss": job.last_loss,
+                "held_out_loss": job.last_eval_loss,
+                "benchmark": summary["benchmark"],
+                "benchmark_sample": summary["sample"],
+                "base_score": summary["base_score"],
+                "tuned_score": summary["tuned_score"],
+                "steps": job.step,
+            },
+            bucket=self.settings.s3_bucket,
+            adapter_prefix=prefix + "artefacts/adapter.tar.gz" if job.method != "full" else "",
+            merged_prefix=prefix + "artefacts/merged.tar.gz",
+        )
+        with session_scope(self.engine) as db:
+            db.add(version)
+        return version

@@ -1,0 +1,77 @@
+"""Celery tasks of the trainer (queue `training`). Run a worker with
+
+    celery -A services.trainer.tasks worker -Q training --concurrency 1
+
+Tasks are acknowledged late and jobs are leased (see `jobs.claim`): a job whose worker died
+is picked up again by the next worker that starts, and resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cache
+
+import redis
+from celery.signals import worker_process_init, worker_ready
+
+from services.common.db import create_db_engine
+from services.common.job_events import JobEventWriter
+from services.common.logging import get_logger, setup_logging
+from services.common.queue import TRAINING_QUEUE, make_celery
+from services.common.storage import s3_client
+from services.common.telemetry import setup_telemetry
+from services.trainer import jobs
+from services.trainer.providers.local import LocalProvider
+from services.trainer.runner import JobRunner
+from services.trainer.settings import TrainerSettings
+
+RUN_JOB = "trainer.run_job"
+RESUME_ORPHANS = "trainer.resume_orphans"
+
+settings = TrainerSettings()
+app = make_celery("trainer", settings)
+app.conf.task_default_queue = TRAINING_QUEUE
+app.conf.task_routes = {"trainer.*": {"queue": TRAINING_QUEUE}}
+log = get_logger(__name__)
+
+
+@cache
+def runner() -> JobRunner:
+    return JobRunner(
+        engine=create_db_engine(settings),
+        s3=s3_client(settings),
+        events=JobEventWriter(redis.Redis.from_url(settings.redis_url)),
+        settings=settings,
+        provider=LocalProvider(settings.jobs_dir),
+    )
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _init_process(**_: object) -> None:
+    setup_logging("trainer", settings.log_level)
+    setup_telemetry("trainer", settings)
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _resume(**_: object) -> None:
+    # A crashed worker's lease runs out within LEASE_SECONDS; look again just after.
+    app.send_task(RESUME_ORPHANS, queue=TRAINING_QUEUE, countdown=jobs.LEASE_SECONDS + 5)
+
+
+@app.task(name=RUN_JOB)  # type: ignore[untyped-decorator]
+def run_job(job_id: str) -> str:
+    return runner().run(job_id, worker_name())
+
+
+@app.task(name=RESUME_ORPHANS)  # type: ignore[untyped-decorator]
+def resume_orphans() -> int:
+    orphans = jobs.orphaned(runner().engine)
+    for job_id in orphans:
+        log.info("resuming a job whose worker stopped", job_id=job_id)
+        run_job.apply_async((job_id,))
+    return len(orphans)

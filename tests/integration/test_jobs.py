@@ -1,0 +1,221 @@
+"""Fine-tuning jobs through the real platform: LoRA on the bundled SmolLM2 with a GSM8K slice,
+on this machine's CPU, through the axolotl engine. The job is watched live over SSE, ends
+evaluated and registered, and its adapter and merged model are in the object store; a
+running job can be cancelled and leaves no process behind.
+
+The training runs happen on the SQLite stack only: they take minutes each, and the database
+does not change what they exercise (the CRUD and error cases run on both)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.factories import SignedInUser, make_user
+from tests.integration.conftest import Stack
+from tests.integration.dataset_helpers import GSM8K_TRAIN, inspected, upload
+from tests.integration.kb_helpers import platform_s3
+
+ENDED = {"succeeded", "failed", "cancelled"}
+ORDER = ["queued", "validating", "provisioning", "training", "evaluating", "uploading"]
+
+
+def gsm8k_dataset(client: httpx.Client, user: SignedInUser, rows: int = 48) -> dict[str, Any]:
+    data = b"".join(GSM8K_TRAIN.read_bytes().splitlines(keepends=True)[:rows])
+    dataset = inspected(client, user, upload(client, user, "gsm8k.jsonl", data).json()["id"])
+    assert dataset["state"] == "ready", dataset
+    return dataset
+
+
+def sse(
+    client: httpx.Client, user: SignedInUser, job_id: str, **headers: str
+) -> Iterator[tuple[str | None, str, dict[str, Any]]]:
+    """(id, event, data) of every event until the stream closes."""
+    with client.stream(
+        "GET",
+        f"/api/v1/jobs/{job_id}/events",
+        headers={**user.headers, **headers},
+        timeout=httpx.Timeout(30, read=120),
+    ) as response:
+        assert response.status_code == 200, response.read()
+        event_id, kind, data = None, "message", ""
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data = line[6:]
+            elif line == "" and data:
+                yield event_id, kind, json.loads(data)
+                event_id, kind, data = None, "message", ""
+
+
+def training_processes(job_id: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("FORGELINE_JOB_ID") == job_id:
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_lora_job_trains_evaluates_and_registers_a_model(
+    stack: Stack, client: httpx.Client
+) -> None:
+    if stack.backend != "sqlite":
+        pytest.skip("training runs once, on the SQLite stack")
+    user = make_user(client)
+    dataset = gsm8k_dataset(client, user)
+    response = client.post(
+        "/api/v1/jobs",
+        json={
+            "name": "GSM8K tutor",
+            "dataset_id": dataset["id"],
+            "preset": "quick",
+            "hyperparameters": {
+                "max_steps": 8,
+                "sequence_len": 256,
+                "micro_batch_size": 2,
+                "gradient_accumulation_steps": 1,
+                "learning_rate": 1e-3,
+                "eval_steps": 4,
+                "save_steps": 4,
+            },
+            "benchmark_sample": 2,
+        },
+        headers=user.headers,
+    )
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["state"] == "queued" and job["max_steps"] == 8
+
+    config = client.get(f"/api/v1/jobs/{job['id']}/config", headers=user.headers)
+    assert config.status_code == 200
+    assert "adapter: lora" in config.text and "max_steps: 8" in config.text
+    assert "lora_mlp_kernel: false" in config.text  # CPU: the CUDA kernels are off
+
+    events = list(sse(client, user, job["id"]))
+    states = [data["state"] for _, kind, data in events if kind == "state"]
+    assert states[-1] == "succeeded", events[-5:]
+    reached = [s for s in ORDER if s in states]
+    assert reached == [s for s in states if s in ORDER] and "training" in reached
+    progress = [data for _, kind, data in events if kind == "progress"]
+    assert [p["step"] for p in progress] == list(range(1, 9))
+    losses = [p["loss"] for p in progress]
+    assert sum(losses[-2:]) < sum(losses[:2]), losses  # the loss falls
+    assert any(kind == "eval" for _, kind, _ in events)
+    assert any(kind == "log" for _, kind, _ in events)
+
+    done = client.get(f"/api/v1/jobs/{job['id']}", headers=user.headers).json()
+    evaluation = done["evaluation"]
+    assert evaluation["benchmark"] == "gsm8k" and evaluation["sample"] == 2
+    assert evaluation["base_score"] is not None and evaluation["tuned_score"] is not None
+    assert evaluation["held_out_loss"] is not None
+    versions = client.get("/api/v1/models", headers=user.headers).json()["data"]
+    assert [v["id"] for v in versions] == [done["model_version_id"]]
+    assert versions[0]["base_model"] == "smollm2-135m-instruct" and versions[0]["has_adapter"]
+    assert versions[0]["metrics"]["steps"] == 8
+
+    s3 = platform_s3(stack.platform)
+    prefix = f"{user.id}/jobs/{job['id']}/artefacts/"
+    adapter = s3.get_object(Bucket="forgeline", Key=prefix + "adapter.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(adapter)) as archive:
+        assert {"adapter_model.safetensors", "adapter_config.json"} <= set(archive.getnames())
+    assert s3.head_object(Bucket="forgeline", Key=prefix + "merged.tar.gz")["ContentLength"] > 1e8
+
+    # Reconnecting with Last-Event-ID continues after that event.
+    middle = events[len(events) // 2][0]
+    assert middle is not None
+    resumed = list(sse(client, user, job["id"], **{"Last-Event-ID": middle}))
+    ids = [event_id for event_id, _, _ in events]
+    assert [e[0] for e in resumed] == ids[ids.index(middle) + 1 :]
+
+
+def test_cancelling_a_running_job_stops_its_training(stack: Stack, client: httpx.Client) -> None:
+    if stack.backend != "sqlite":
+        pytest.skip("training runs once, on the SQLite stack")
+    user = make_user(client)
+    dataset = gsm8k_dataset(client, user, rows=32)
+    job = client.post(
+        "/api/v1/jobs",
+        json={
+            "name": "long run",
+            "dataset_id": dataset["id"],
+            "hyperparameters": {"max_steps": 500, "sequence_len": 256},
+            "benchmark": "none",
+        },
+        headers=user.headers,
+    ).json()
+    for _, kind, _data in sse(client, user, job["id"]):
+        if kind == "progress":
+            break  # it is training
+    assert training_processes(job["id"])
+    cancelled = client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=user.headers)
+    assert cancelled.status_code == 200 and cancelled.json()["cancel_requested"] is True
+    deadline = time.monotonic() + 90
+    state = ""
+    while time.monotonic() < deadline:
+        state = client.get(f"/api/v1/jobs/{job['id']}", headers=user.headers).json()["state"]
+        if state in ENDED:
+            break
+        time.sleep(1)
+    assert state == "cancelled"
+    assert not [p for p in training_processes(job["id"]) if p.is_running()]
+    again = client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=user.headers)
+    assert again.json()["state"] == "cancelled"  # cancelling an ended job changes nothing
+
+
+def test_what_cannot_be_trained_is_refused_with_a_code(stack: Stack, client: httpx.Client) -> None:
+    user, other = make_user(client), make_user(client)
+    dataset = gsm8k_dataset(client, user, rows=8)
+
+    def refused(**fields: Any) -> str:
+        body = {"name": "x", "dataset_id": dataset["id"], **fields}
+        response = client.post("/api/v1/jobs", json=body, headers=user.headers)
+        assert response.status_code in (404, 422), response.text
+        return str(response.json()["error"]["code"])
+
+    assert refused(stage="dpo") == "dataset_does_not_fit_stage"
+    assert refused(method="qlora") == "qlora_needs_gpu"
+    assert refused(base_model="llama-3-8b-instruct") in {
+        "base_model_not_local",
+        "unknown_base_model",
+    }
+    assert refused(provider="aws") == "provider_not_available"
+    assert refused(hyperparameters={"learning_rate": 5}) == "invalid_hyperparameters"
+    assert refused(hyperparameters={"colour": "blue"}) == "invalid_hyperparameters"
+    assert refused(dataset_id="0" * 32) == "dataset_not_found"
+    assert client.get("/api/v1/jobs", headers=user.headers).json()["count"] == 0
+
+    job = client.post(
+        "/api/v1/jobs",
+        json={"name": "to cancel", "dataset_id": dataset["id"], "benchmark": "none"},
+        headers=user.headers,
+    ).json()
+    for method, suffix in [("GET", ""), ("GET", "/config"), ("POST", "/cancel")]:
+        answer = client.request(method, f"/api/v1/jobs/{job['id']}{suffix}", headers=other.headers)
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "job_not_found"
+    forged = client.post(
+        f"/api/v1/jobs/{job['id']}/callback",
+        json={"events": [{"type": "state", "data": {"state": "uploading"}}]},
+        headers={"Authorization": "Bearer " + "x" * 43},
+    )
+    assert forged.status_code == 404  # a wrong token learns nothing
+    cancelled = client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=user.headers).json()
+    assert cancelled["state"] in {"cancelled", "validating", "provisioning", "training"}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and cancelled["state"] not in ENDED:
+        time.sleep(1)
+        cancelled = client.get(f"/api/v1/jobs/{job['id']}", headers=user.headers).json()
+    assert cancelled["state"] == "cancelled"
