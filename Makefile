@@ -42,7 +42,7 @@ $(OIDC_PROVIDER)/node_modules: $(OIDC_PROVIDER)/package-lock.json
 	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund
 	touch $@
 
-test: venv proto $(OIDC_PROVIDER)/node_modules
+test: venv proto engines $(OIDC_PROVIDER)/node_modules
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services

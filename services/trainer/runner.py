@@ -81,7 +81,7 @@ class JobRunner:
             jobs.set_state(self.engine, self.events, job_id, VALIDATING)
             manifest = self._validate_and_stage(job)
             jobs.set_state(self.engine, self.events, job_id, PROVISIONING)
-            self._provision()
+            self._provision(job_id)
             if job.compute_ref:  # a worker that crashed left its process running
                 self.provider.stop_ref(job_id, job.compute_ref)
             token, token_hash = jobs.new_callback_token()
@@ -149,9 +149,10 @@ class JobRunner:
         )
         return self._manifest(job)
 
-    def _provision(self) -> None:
+    def _provision(self, job_id: str) -> None:
         def progress(line: str) -> None:
-            log.info("provisioning", line=line)
+            # The first run builds the axolotl engine (minutes): the job page shows why.
+            self.events.append(job_id, "log", {"line": line})
 
         self.provider.prepare(progress)
         ensure_hf_model(self.settings.models_dir, progress=progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import tarfile
 import time
 from collections.abc import Iterator
@@ -219,3 +220,61 @@ def test_what_cannot_be_trained_is_refused_with_a_code(stack: Stack, client: htt
         time.sleep(1)
         cancelled = client.get(f"/api/v1/jobs/{job['id']}", headers=user.headers).json()
     assert cancelled["state"] == "cancelled"
+
+
+def test_a_job_survives_its_worker_being_killed(stack: Stack, client: httpx.Client) -> None:
+    """SIGKILL the trainer worker and its training process mid-run: the restarted worker
+    takes the job over once its lease runs out and resumes from the last checkpoint."""
+    if stack.backend != "sqlite":
+        pytest.skip("training runs once, on the SQLite stack")
+    user = make_user(client)
+    dataset = gsm8k_dataset(client, user, rows=48)
+    job = client.post(
+        "/api/v1/jobs",
+        json={
+            "name": "survivor",
+            "dataset_id": dataset["id"],
+            "hyperparameters": {
+                "max_steps": 16,
+                "sequence_len": 256,
+                "micro_batch_size": 2,
+                "gradient_accumulation_steps": 1,
+                "save_steps": 4,
+                "eval_steps": 8,
+            },
+            "benchmark": "none",
+        },
+        headers=user.headers,
+    ).json()
+    checkpoint_step = 0
+    for _, kind, data in sse(client, user, job["id"]):
+        if kind == "checkpoint":
+            checkpoint_step = data["step"]
+            break
+    assert checkpoint_step == 4
+    worker = next(
+        p
+        for p in psutil.Process(stack.platform.process.pid).children(recursive=True)
+        if "services.trainer.tasks" in " ".join(p.cmdline()) and "worker" in p.cmdline()
+    )
+    for process in [worker, *worker.children(recursive=True)]:
+        process.send_signal(signal.SIGKILL)
+
+    deadline = time.monotonic() + 600
+    done: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        done = client.get(f"/api/v1/jobs/{job['id']}", headers=user.headers).json()
+        if done["state"] in ENDED:
+            break
+        time.sleep(2)
+    assert done["state"] == "succeeded", done
+    assert done["step"] == 16
+    events = list(sse(client, user, job["id"]))
+    steps = [data["step"] for _, kind, data in events if kind == "progress"]
+    # Every step was trained, and the second run did not start again from step 1.
+    assert set(steps) == set(range(1, 17)) and steps.count(1) == 1, steps
+    assert any("resuming from checkpoint-" in data.get("line", "") for _, kind, data in events
+               if kind == "log")  # fmt: skip
+    assert "trainer-worker stopped unexpectedly; restarting it" in (
+        stack.platform.log_path.read_text()
+    )
