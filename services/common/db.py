@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, SQLModel, create_engine, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from services.common.settings import BaseServiceSettings
@@ -58,6 +58,12 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def owned(statement: SelectOfScalar[T], model: type[T], owner_id: str) -> SelectOfScalar[T]:
     """Restrict a select to the caller's rows; every tenant-owned query goes through here."""
     return statement.where(model.owner_id == owner_id)  # type: ignore[attr-defined]
+
+
+def get_owned(db: Session, model: type[T], owner_id: str, row_id: str) -> T | None:
+    """The caller's row with this id, or None: another tenant's row looks like a missing one."""
+    statement = owned(select(model), model, owner_id)
+    return db.exec(statement.where(model.id == row_id)).first()  # type: ignore[attr-defined]
 
 
 def run_migrations(engine: Engine, migrations_dir: Path, version_table: str) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from services.common.crypto import SecretBox
-from services.common.db import owned, session_scope
+from services.common.db import get_owned, owned, session_scope
 from services.common.embedding import DEFAULT_MODEL, MODELS, available_models
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.rag import attached_buckets
@@ -157,11 +157,7 @@ def update(
     """The updated knowledge base, and whether its documents must be indexed again."""
     try:
         with session_scope(engine) as db:
-            kb = db.exec(
-                owned(select(KnowledgeBase), KnowledgeBase, owner_id).where(
-                    KnowledgeBase.id == kb_id
-                )
-            ).first()
+            kb = get_owned(db, KnowledgeBase, owner_id, kb_id)
             if kb is None:
                 raise NotFound("kb_not_found", "No such knowledge base.")
             before = (kb.embedding_model, kb.chunk_tokens, kb.overlap_tokens)
@@ -208,9 +204,7 @@ def list_for(engine: Engine, *, owner_id: str) -> list[KnowledgeBase]:
 
 def get(engine: Engine, *, owner_id: str, kb_id: str) -> KnowledgeBase:
     with session_scope(engine) as db:
-        kb = db.exec(
-            owned(select(KnowledgeBase), KnowledgeBase, owner_id).where(KnowledgeBase.id == kb_id)
-        ).first()
+        kb = get_owned(db, KnowledgeBase, owner_id, kb_id)
     if kb is None:  # another user's knowledge base looks exactly like a missing one
         raise NotFound("kb_not_found", "No such knowledge base.")
     return kb
@@ -224,9 +218,7 @@ def get_by_id(engine: Engine, *, kb_id: str) -> KnowledgeBase | None:
 
 def delete(engine: Engine, *, owner_id: str, kb_id: str) -> KnowledgeBase:
     with session_scope(engine) as db:
-        kb = db.exec(
-            owned(select(KnowledgeBase), KnowledgeBase, owner_id).where(KnowledgeBase.id == kb_id)
-        ).first()
+        kb = get_owned(db, KnowledgeBase, owner_id, kb_id)
         if kb is None:
             raise NotFound("kb_not_found", "No such knowledge base.")
         db.delete(kb)

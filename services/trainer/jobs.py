@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from services.common.bundled_model import MODEL_ID as BUNDLED_MODEL_ID
-from services.common.db import owned, session_scope
+from services.common.db import get_owned, owned, session_scope
 from services.common.errors import InvalidInput, NotFound
 from services.common.job_events import JobEventWriter
 from services.common.logging import get_logger
@@ -78,9 +78,7 @@ def _choice(value: str, allowed: Iterable[str], code: str, what: str) -> str:
 
 def owned_dataset(engine: Engine, owner_id: str, dataset_id: str) -> Dataset:
     with session_scope(engine) as db:
-        dataset = db.exec(
-            owned(select(Dataset), Dataset, owner_id).where(Dataset.id == dataset_id)
-        ).first()
+        dataset = get_owned(db, Dataset, owner_id, dataset_id)
     if dataset is None:
         raise NotFound("dataset_not_found", "No such dataset.")
     return dataset
@@ -171,9 +169,7 @@ def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJo
 
 def get(engine: Engine, owner_id: str, job_id: str) -> TrainingJob:
     with session_scope(engine) as db:
-        job = db.exec(
-            owned(select(TrainingJob), TrainingJob, owner_id).where(TrainingJob.id == job_id)
-        ).first()
+        job = get_owned(db, TrainingJob, owner_id, job_id)
     if job is None:
         raise NotFound("job_not_found", "No such job.")
     return job

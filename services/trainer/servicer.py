@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from services.common.bundled_model import MODEL_ID as BUNDLED_MODEL_ID
-from services.common.db import owned, session_scope
+from services.common.db import get_owned, owned, session_scope
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.job_events import JobEventWriter
 from services.common.timestamps import to_timestamp, utcnow
@@ -306,9 +306,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
 
     def _get(self, owner_id: str, dataset_id: str) -> Dataset:
         with session_scope(self.engine) as db:
-            dataset = db.exec(
-                owned(select(Dataset), Dataset, owner_id).where(Dataset.id == dataset_id)
-            ).first()
+            dataset = get_owned(db, Dataset, owner_id, dataset_id)
         if dataset is None:  # someone else's looks exactly like a missing one
             raise NotFound("dataset_not_found", "No such dataset.")
         return dataset
@@ -395,11 +393,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
             reinspect["eval_fraction"] = request.eval_fraction
         try:
             with session_scope(self.engine) as db:
-                dataset = db.exec(
-                    owned(select(Dataset), Dataset, request.owner_id).where(
-                        Dataset.id == request.id
-                    )
-                ).first()
+                dataset = get_owned(db, Dataset, request.owner_id, request.id)
                 if dataset is None:
                     raise NotFound("dataset_not_found", "No such dataset.")
                 for name, value in {**changes, **reinspect}.items():
@@ -423,9 +417,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
         self, request: trainer_pb2.DeleteDatasetRequest, context: grpc.ServicerContext
     ) -> trainer_pb2.DeleteDatasetResponse:
         with session_scope(self.engine) as db:
-            dataset = db.exec(
-                owned(select(Dataset), Dataset, request.owner_id).where(Dataset.id == request.id)
-            ).first()
+            dataset = get_owned(db, Dataset, request.owner_id, request.id)
             if dataset is None:
                 raise NotFound("dataset_not_found", "No such dataset.")
             db.delete(dataset)
