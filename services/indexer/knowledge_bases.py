@@ -14,9 +14,11 @@ from services.common.grpc_client import sync_channel
 from services.indexer.keys import ObjectRef, parse_key
 from services.indexer.sources import BucketAccess, KnowledgeBaseSource
 
-# How long the list of attached buckets is reused to route events. An attachment made just
-# now is picked up by its first reconcile anyway.
+# How long the list of attached buckets is reused to route events; an event for a key no
+# listed knowledge base holds refetches it (at most every MIN_REFRESH seconds), so a bucket
+# attached a moment ago is routed at once.
 ATTACHED_TTL_SECONDS = 10.0
+MIN_REFRESH = 1.0
 
 
 class KnowledgeBaseDirectory:
@@ -85,11 +87,16 @@ class KnowledgeBaseDirectory:
             ) from None
         return [self._source(s) for s in reply.sources]
 
-    def attached(self) -> list[KnowledgeBaseSource]:
+    def attached(self, *, fresh: bool = False) -> list[KnowledgeBaseSource]:
         with self._lock:
             now = time.monotonic()
-            if self._attached is None or now - self._attached[0] > ATTACHED_TTL_SECONDS:
+            age = now - self._attached[0] if self._attached is not None else None
+            # `fresh` refetches, but at most once a second: events naming buckets nobody
+            # attached must not turn into a stream of calls to rag.
+            stale = age is None or age > ATTACHED_TTL_SECONDS or (fresh and age > MIN_REFRESH)
+            if stale:
                 self._attached = (now, self.all(external_only=True))
+            assert self._attached is not None
             return self._attached[1]
 
     def refs_for(self, bucket: str, key: str) -> list[ObjectRef]:
@@ -100,5 +107,9 @@ class KnowledgeBaseDirectory:
             ref = parse_key(bucket, key)
             if ref is not None:
                 refs.append(ref)
-        refs += [kb.ref(key) for kb in self.attached() if kb.contains(bucket, key)]
-        return refs
+        attached = [kb.ref(key) for kb in self.attached() if kb.contains(bucket, key)]
+        if not refs and not attached:
+            # Perhaps attached since the list was fetched: an event seconds after the
+            # attachment must not wait for the next poll.
+            attached = [kb.ref(key) for kb in self.attached(fresh=True) if kb.contains(bucket, key)]
+        return refs + attached
