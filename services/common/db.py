@@ -66,6 +66,13 @@ def get_owned(db: Session, model: type[T], owner_id: str, row_id: str) -> T | No
     return db.exec(statement.where(model.id == row_id)).first()  # type: ignore[attr-defined]
 
 
+def list_owned(db: Session, model: type[T], owner_id: str, *, newest_first: bool) -> list[T]:
+    """All the caller's rows, by creation time."""
+    created = model.created_at  # type: ignore[attr-defined]
+    order = created.desc() if newest_first else created
+    return list(db.exec(owned(select(model), model, owner_id).order_by(order)).all())
+
+
 def run_migrations(engine: Engine, migrations_dir: Path, version_table: str) -> None:
     """Bring one service's tables to head (the 'prestart' step)."""
     config = Config()

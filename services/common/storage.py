@@ -19,6 +19,17 @@ from services.common.settings import BaseServiceSettings
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
+# What S3 (and look-alikes) answer when credentials are wrong or lack the permission.
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "401"}
+)
+
+
+def error_code(error: ClientError) -> str:
+    """The S3 error code of a failed call ("NoSuchKey", "AccessDenied", "404", ...)."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 def s3_client(settings: BaseServiceSettings) -> Any:
     """The platform's own object store."""
     secret = settings.s3_secret_access_key

@@ -108,8 +108,9 @@ class KnowledgeBaseDirectory:
             if ref is not None:
                 refs.append(ref)
         attached = [kb.ref(key) for kb in self.attached() if kb.contains(bucket, key)]
-        if not refs and not attached:
+        if not refs and not attached and bucket != self.platform_bucket:
             # Perhaps attached since the list was fetched: an event seconds after the
-            # attachment must not wait for the next poll.
+            # attachment must not wait for the next poll. (The platform bucket's other
+            # objects, datasets and job checkpoints, are many and never need this.)
             attached = [kb.ref(key) for kb in self.attached(fresh=True) if kb.contains(bucket, key)]
         return refs + attached

@@ -82,9 +82,7 @@ def main() -> None:
         counts.pop("unreachable_sources")  # one knowledge base: an unreachable one raised
         return counts
 
-    servicer = IndexerServicer(
-        syncer, bucket=settings.s3_bucket, enqueue=enqueue, reconcile=reconcile_now
-    )
+    servicer = IndexerServicer(syncer, enqueue=enqueue, reconcile=reconcile_now)
     grpc_server, health, port = build_server(
         [lambda s: indexer_pb2_grpc.add_IndexerServiceServicer_to_server(servicer, s)],
         settings.indexer_grpc_bind,

@@ -47,12 +47,10 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):  # type: ignore[
         self,
         syncer: Syncer,
         *,
-        bucket: str,
         enqueue: Enqueue,
         reconcile: Callable[[str, str], dict[str, int]],
     ) -> None:
         self.syncer = syncer
-        self.bucket = bucket
         self.enqueue = enqueue
         self.reconcile_kb = reconcile
 

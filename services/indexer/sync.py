@@ -33,7 +33,7 @@ from services.common.db import session_scope
 from services.common.documents import ExtractionError, extract
 from services.common.embedding import Embedder
 from services.common.logging import get_logger
-from services.common.storage import bucket_client
+from services.common.storage import ACCESS_DENIED_CODES, bucket_client, error_code
 from services.indexer.chunking import chunk_pages, document_header
 from services.indexer.keys import ObjectRef
 from services.indexer.models import DELETED, FAILED, INDEXED, PENDING, Document
@@ -42,18 +42,9 @@ from services.indexer.sources import KnowledgeBaseSource
 log = get_logger(__name__)
 
 
-# What an attached bucket answers when the user's credentials or bucket no longer work;
+# The failure codes of an attached bucket whose credentials or bucket no longer work;
 # retrying will not help, the user must fix the attachment.
-_ACCESS_FAILURES = {
-    "AccessDenied": "bucket_access_denied",
-    "InvalidAccessKeyId": "bucket_access_denied",
-    "SignatureDoesNotMatch": "bucket_access_denied",
-    "403": "bucket_access_denied",
-    "NoSuchBucket": "bucket_not_found",
-}
-
-
-ACCESS_FAILURES = frozenset(_ACCESS_FAILURES.values())
+ACCESS_FAILURES = frozenset({"bucket_access_denied", "bucket_not_found"})
 
 
 class AttachedBucketError(Exception):
@@ -68,7 +59,10 @@ class AttachedBucketError(Exception):
 
 
 def access_failure(error: ClientError) -> str | None:
-    return _ACCESS_FAILURES.get(str(error.response.get("Error", {}).get("Code", "")))
+    code = error_code(error)
+    if code in ACCESS_DENIED_CODES:
+        return "bucket_access_denied"
+    return "bucket_not_found" if code == "NoSuchBucket" else None
 
 
 @dataclass(frozen=True)
@@ -135,7 +129,7 @@ class Syncer:
         try:
             reply = client.head_object(Bucket=ref.bucket, Key=ref.key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            if error_code(error) in {"404", "NoSuchKey", "NotFound"}:
                 return None
             raise
         return str(reply["ETag"]).strip('"'), int(reply.get("ContentLength", 0))

@@ -22,9 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from services.common.errors import InvalidInput
 from services.common.settings import BaseServiceSettings
-from services.common.storage import bucket_client
-
-DENIED_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "401"}
+from services.common.storage import ACCESS_DENIED_CODES, bucket_client, error_code
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -99,12 +97,12 @@ def dry_run(
     try:
         client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
+        code = error_code(error)
         if code in {"NoSuchBucket", "404"}:
             raise InvalidInput(
                 "bucket_not_found", f"There is no bucket named '{bucket}' at that endpoint."
             ) from None
-        if code in DENIED_CODES:
+        if code in ACCESS_DENIED_CODES:
             raise InvalidInput(
                 "bucket_access_denied",
                 "Those credentials cannot list the bucket; they need s3:ListBucket and "

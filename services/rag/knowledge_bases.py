@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from services.common.crypto import SecretBox
-from services.common.db import get_owned, owned, session_scope
+from services.common.db import get_owned, list_owned, session_scope
 from services.common.embedding import DEFAULT_MODEL, MODELS, available_models
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.rag import attached_buckets
@@ -198,8 +198,7 @@ def list_sources(engine: Engine, *, external_only: bool) -> list[KnowledgeBase]:
 
 def list_for(engine: Engine, *, owner_id: str) -> list[KnowledgeBase]:
     with session_scope(engine) as db:
-        statement = owned(select(KnowledgeBase), KnowledgeBase, owner_id)
-        return list(db.exec(statement.order_by(col(KnowledgeBase.created_at))).all())
+        return list_owned(db, KnowledgeBase, owner_id, newest_first=False)
 
 
 def get(engine: Engine, *, owner_id: str, kb_id: str) -> KnowledgeBase:

@@ -17,15 +17,14 @@ from typing import Literal, get_args
 
 from services.common.bundled_model import MODEL_ID as BUNDLED_MODEL_ID
 from services.common.errors import InvalidInput, NotFound
+from services.trainer.datasets import Format as DatasetFormat
 
 Method = Literal["full", "lora", "qlora"]
 Provider = Literal["local", "aws", "gcp"]
 CloudProvider = Literal["aws", "gcp"]
-DatasetFormat = Literal["alpaca", "chat", "sharegpt", "preference", "text"]
 
 METHODS: tuple[str, ...] = get_args(Method)
 PROVIDERS: tuple[str, ...] = get_args(Provider)
-DATASET_FORMATS: tuple[str, ...] = get_args(DatasetFormat)
 
 GB = 1e9
 TIMES = "\u00d7"  # the multiplication sign in "1\u00d7 NVIDIA A10G"

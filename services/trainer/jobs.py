@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from services.common.bundled_model import MODEL_ID as BUNDLED_MODEL_ID
-from services.common.db import get_owned, owned, session_scope
+from services.common.db import get_owned, list_owned, session_scope
 from services.common.errors import InvalidInput, NotFound
 from services.common.job_events import JobEventWriter
 from services.common.logging import get_logger
@@ -177,8 +176,7 @@ def get(engine: Engine, owner_id: str, job_id: str) -> TrainingJob:
 
 def list_for(engine: Engine, owner_id: str) -> list[TrainingJob]:
     with session_scope(engine) as db:
-        statement = owned(select(TrainingJob), TrainingJob, owner_id)
-        return list(db.exec(statement.order_by(col(TrainingJob.created_at).desc())).all())
+        return list_owned(db, TrainingJob, owner_id, newest_first=True)
 
 
 def update(engine: Engine, job_id: str, **values: Any) -> TrainingJob | None:
@@ -355,7 +353,3 @@ def evaluation_summary(job: TrainingJob) -> dict[str, Any]:
             "tuned_examples": evaluation.get("tuned_examples", []),
         },
     }
-
-
-def hyperparameters_json(job: TrainingJob) -> str:
-    return json.dumps(job.hyperparameters)

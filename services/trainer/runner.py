@@ -26,7 +26,7 @@ from services.common.db import session_scope
 from services.common.errors import ForgelineError
 from services.common.job_events import JobEventWriter
 from services.common.logging import get_logger
-from services.trainer import jobs
+from services.trainer import catalogue, jobs
 from services.trainer.axolotl_config import deepspeed_zero3
 from services.trainer.job_data import prepare
 from services.trainer.models import (
@@ -176,9 +176,11 @@ class JobRunner:
             "job_id": job.id,
             "callback_url": f"{self.settings.public_url.rstrip('/')}/api/v1/jobs/{job.id}/callback",
             "config_yaml": job.config_yaml,
-            "base_model": str(self.settings.models_dir / job.base_model)
-            if job.provider == "local"
-            else job.base_model,
+            # the same place the config's `base_model` names (a folder here, a hub id on a
+            # cloud node): the evaluation loads the base model from it
+            "base_model": jobs.model_location(
+                self.settings, catalogue.get_base_model(job.base_model), job.provider
+            ),
             "adapter": job.method != "full",
             "downloads": downloads,
             "uploads": {

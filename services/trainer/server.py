@@ -14,18 +14,17 @@ from services.common.db import create_db_engine, run_migrations
 from services.common.grpc_server import build_server, serve_until_signalled
 from services.common.job_events import JobEventWriter
 from services.common.logging import get_logger, setup_logging
-from services.common.queue import TRAINING_QUEUE, make_celery
+from services.common.queue import TRAINING_QUEUE
 from services.common.storage import ensure_bucket, s3_client
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
 from services.trainer.inspection import DatasetFiles, Inspector, Tokenizers
 from services.trainer.servicer import TrainerServicer
 from services.trainer.settings import TrainerSettings
+from services.trainer.tasks import RESUME_ORPHANS, RUN_JOB
+from services.trainer.tasks import app as celery_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_trainer"
-# The task names of services/trainer/tasks.py (sent by name: this process runs no jobs).
-RUN_JOB = "trainer.run_job"
-RESUME_ORPHANS = "trainer.resume_orphans"
 WATCHDOG_SECONDS = 120
 
 
@@ -45,10 +44,9 @@ def main() -> None:
         workers=settings.inspection_workers,
         max_problems=settings.max_problems_shown,
     )
-    celery = make_celery("trainer", settings)
 
     def enqueue(job_id: str) -> None:
-        celery.send_task(RUN_JOB, args=[job_id], queue=TRAINING_QUEUE)
+        celery_app.send_task(RUN_JOB, args=[job_id], queue=TRAINING_QUEUE)
 
     servicer = TrainerServicer(
         engine=engine,
@@ -64,7 +62,7 @@ def main() -> None:
         # Jobs whose worker died are picked up by the next worker that starts; this also
         # catches a worker that keeps running but lost the task.
         while not stopping.wait(WATCHDOG_SECONDS):
-            celery.send_task(RESUME_ORPHANS, queue=TRAINING_QUEUE)
+            celery_app.send_task(RESUME_ORPHANS, queue=TRAINING_QUEUE)
 
     threading.Thread(target=watchdog, name="job-watchdog", daemon=True).start()
     server, health, port = build_server(

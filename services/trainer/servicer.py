@@ -10,10 +10,9 @@ import grpc
 from forgeline.v1 import trainer_pb2, trainer_pb2_grpc
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 
 from services.common.bundled_model import MODEL_ID as BUNDLED_MODEL_ID
-from services.common.db import get_owned, owned, session_scope
+from services.common.db import get_owned, list_owned, session_scope
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.job_events import JobEventWriter
 from services.common.timestamps import to_timestamp, utcnow
@@ -36,7 +35,6 @@ _STATES = {
     INVALID: trainer_pb2.DATASET_STATE_INVALID,
     FAILED: trainer_pb2.DATASET_STATE_FAILED,
 }
-FORMATS = ("alpaca", "chat", "sharegpt", "preference", "text")
 # The defaults the catalogue's memory figures and recommendations are given for.
 CATALOGUE_SEQUENCE_LEN = 2048
 CATALOGUE_MICRO_BATCH = 1
@@ -347,11 +345,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
         self, request: trainer_pb2.ListDatasetsRequest, context: grpc.ServicerContext
     ) -> trainer_pb2.ListDatasetsResponse:
         with session_scope(self.engine) as db:
-            rows = db.exec(
-                owned(select(Dataset), Dataset, request.owner_id).order_by(
-                    col(Dataset.created_at).desc()
-                )
-            ).all()
+            rows = list_owned(db, Dataset, request.owner_id, newest_first=True)
         return trainer_pb2.ListDatasetsResponse(datasets=[dataset_to_proto(d) for d in rows])
 
     def GetDataset(
@@ -372,9 +366,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
             changes["name"] = name
         reinspect: dict[str, Any] = {}
         if request.HasField("format"):
-            if request.format not in FORMATS:
+            if request.format not in datasets.FORMATS:
                 raise InvalidInput(
-                    "unknown_format", f"Choose one of these formats: {', '.join(FORMATS)}."
+                    "unknown_format", f"Choose one of these formats: {', '.join(datasets.FORMATS)}."
                 )
             reinspect["confirmed_format"] = request.format
         if request.HasField("base_model"):
@@ -542,9 +536,5 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
         self, request: trainer_pb2.ListModelVersionsRequest, context: grpc.ServicerContext
     ) -> trainer_pb2.ListModelVersionsResponse:
         with session_scope(self.engine) as db:
-            rows = db.exec(
-                owned(select(ModelVersion), ModelVersion, request.owner_id).order_by(
-                    col(ModelVersion.created_at).desc()
-                )
-            ).all()
+            rows = list_owned(db, ModelVersion, request.owner_id, newest_first=True)
         return trainer_pb2.ListModelVersionsResponse(versions=[version_to_proto(v) for v in rows])

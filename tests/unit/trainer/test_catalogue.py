@@ -10,7 +10,6 @@ from services.common.errors import InvalidInput, NotFound
 from services.trainer import catalogue
 from services.trainer.catalogue import (
     CATALOGUE,
-    DATASET_FORMATS,
     INSTANCES,
     SUGGESTED_DATASETS,
     TIMES,
@@ -22,6 +21,7 @@ from services.trainer.catalogue import (
     needs_sharding,
     recommend_instance,
 )
+from services.trainer.datasets import FORMATS
 
 LLAMA = CATALOGUE["llama-3-8b-instruct"]
 SMOL = CATALOGUE["smollm2-135m-instruct"]
@@ -322,7 +322,7 @@ def test_catalogue_entries() -> None:
 def test_every_suggested_dataset_has_a_valid_format() -> None:
     assert len({d.hub_id for d in SUGGESTED_DATASETS}) == len(SUGGESTED_DATASETS) == 6
     for dataset in SUGGESTED_DATASETS:
-        assert dataset.format in DATASET_FORMATS, dataset.hub_id
+        assert dataset.format in FORMATS, dataset.hub_id
         assert "/" in dataset.hub_id and dataset.rows > 0 and dataset.needs_hub
         assert dataset.axolotl_type and dataset.licence and dataset.good_for.endswith(".")
     by_id = {d.hub_id: d for d in SUGGESTED_DATASETS}
