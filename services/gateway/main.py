@@ -23,6 +23,7 @@ from services.gateway.routes import (
     api_keys,
     auth,
     base_models,
+    credentials,
     datasets,
     health,
     jobs,
@@ -39,7 +40,10 @@ WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    modules = (auth, oauth, me, api_keys, admin, knowledge_bases, datasets, base_models, jobs)
+    modules = (
+        auth, oauth, me, api_keys, admin, knowledge_bases, datasets, base_models, jobs,
+        credentials,
+    )  # fmt: skip
     for module in modules:
         router.include_router(module.router)
     return router

@@ -347,7 +347,15 @@ class JobCreate(BaseModel):
     )
     benchmark: Literal["gsm8k", "none"] = "gsm8k"
     benchmark_sample: int = Field(20, ge=0, le=1319, description="GSM8K questions evaluated.")
-    wandb_online: bool = Field(False, description="Log to wandb online with your own key.")
+    wandb_online: bool = Field(
+        False, description="Log to wandb online with the wandb key stored in your credentials."
+    )
+    credential_id: str = Field(
+        "", max_length=64, description="aws/gcp: the stored cloud account to train in."
+    )
+    instance_type: str = Field(
+        "", max_length=64, description="aws/gcp: a machine type; empty for the cheapest that fits."
+    )
 
     def to_proto(self, owner_id: str) -> trainer_pb2.CreateJobRequest:
         return trainer_pb2.CreateJobRequest(
@@ -363,6 +371,8 @@ class JobCreate(BaseModel):
             benchmark=self.benchmark,
             benchmark_sample=self.benchmark_sample,
             wandb_online=self.wandb_online,
+            credential_id=self.credential_id,
+            instance_type=self.instance_type,
         )
 
 
@@ -411,6 +421,11 @@ class JobPublic(BaseModel):
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    credential_id: str | None = Field(None, description="The cloud account it trains in.")
+    instance_type: str | None = Field(None, description="The cloud machine it trains on.")
+    machine: str | None = Field(
+        None, description='Where it runs now: "aws:i-0abc…", "gcp:forgeline-…", "local:<pid>".'
+    )
 
     @classmethod
     def from_proto(cls, j: trainer_pb2.Job) -> JobPublic:
@@ -448,6 +463,9 @@ class JobPublic(BaseModel):
             created_at=_dt(j.created_at, j.HasField("created_at")),
             started_at=_dt(j.started_at, j.HasField("started_at")),
             finished_at=_dt(j.finished_at, j.HasField("finished_at")),
+            credential_id=j.credential_id or None,
+            instance_type=j.instance_type or None,
+            machine=j.compute_ref or None,
         )
 
 
@@ -490,4 +508,58 @@ class ModelVersionPublic(BaseModel):
 
 class ModelVersionsPublic(BaseModel):
     data: list[ModelVersionPublic]
+    count: int
+
+
+# --- credentials ---------------------------------------------------------------------------
+
+
+class CredentialCreate(BaseModel):
+    """Write-only: the secret is checked (a dry run for cloud accounts), stored encrypted, and
+    never shown again."""
+
+    name: str = Field(min_length=1, max_length=200, examples=["Research AWS account"])
+    kind: Literal["aws", "gcp", "wandb"]
+    location: str = Field(
+        "", max_length=64, description="aws: a region (us-east-1); gcp: a zone (us-central1-a)."
+    )
+    secret: dict[str, Any] = Field(
+        description='aws: {"access_key_id", "secret_access_key"[, "session_token"]}; '
+        'gcp: {"service_account": the JSON key file}; wandb: {"api_key"}.',
+    )
+
+    def to_proto(self, owner_id: str) -> trainer_pb2.CreateCredentialRequest:
+        return trainer_pb2.CreateCredentialRequest(
+            owner_id=owner_id,
+            name=self.name,
+            kind=self.kind,
+            location=self.location,
+            secret_json=json.dumps(self.secret),
+        )
+
+
+class CredentialPublic(BaseModel):
+    id: str
+    name: str
+    kind: str
+    location: str
+    hint: str = Field(description="The key id's last characters, or the account's email.")
+    created_at: datetime | None
+    checked_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, c: trainer_pb2.Credential) -> CredentialPublic:
+        return cls(
+            id=c.id,
+            name=c.name,
+            kind=c.kind,
+            location=c.location,
+            hint=c.hint,
+            created_at=_dt(c.created_at, c.HasField("created_at")),
+            checked_at=_dt(c.checked_at, c.HasField("checked_at")),
+        )
+
+
+class CredentialsPublic(BaseModel):
+    data: list[CredentialPublic]
     count: int

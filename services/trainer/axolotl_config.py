@@ -189,7 +189,7 @@ def build_config(spec: JobSpec) -> dict[str, Any]:
         config["max_steps"] = hp.max_steps
     config |= _datasets(spec)
     config |= _method(spec)
-    config |= _device(spec)
+    config |= device_settings(spec.device)
     return {key: value for key, value in config.items() if value is not None}
 
 
@@ -241,8 +241,9 @@ def _method(spec: JobSpec) -> dict[str, Any]:
     return lora
 
 
-def _device(spec: JobSpec) -> dict[str, Any]:
-    if spec.device == "cpu":
+def device_settings(device: Device) -> dict[str, Any]:
+    """What differs between a CPU run (this machine) and a GPU run (a cloud node)."""
+    if device == "cpu":
         return {
             # Axolotl's fused LoRA kernels are written for CUDA only.
             "lora_mlp_kernel": False,
@@ -252,6 +253,7 @@ def _device(spec: JobSpec) -> dict[str, Any]:
             "fp16": False,
             "tf32": False,
             "gradient_checkpointing": False,  # saves memory at the price of speed
+            "flash_attention": False,
         }
     return {
         "bf16": "auto",

@@ -297,6 +297,17 @@ INSTANCES: tuple[GpuInstance, ...] = (
 )
 
 
+def get_instance(provider: CloudProvider, instance_type: str) -> GpuInstance:
+    for instance in INSTANCES:
+        if instance.provider == provider and instance.instance_type == instance_type:
+            return instance
+    raise InvalidInput(
+        "unknown_instance_type",
+        f"{instance_type!r} is not a {provider.upper()} machine the platform knows; choose one "
+        "of: " + ", ".join(i.instance_type for i in INSTANCES if i.provider == provider) + ".",
+    )
+
+
 def needs_sharding(instance: GpuInstance, method: Method) -> bool:
     """Whether the run must split the model across the instance's GPUs (DeepSpeed ZeRO-3).
 
@@ -321,13 +332,14 @@ def _memory_per_gpu_gb(
     return (state + activations) / GB + CUDA_OVERHEAD_GB
 
 
-def _fits(
+def fits(
     model: BaseModel,
     method: Method,
     instance: GpuInstance,
     sequence_len: int,
     micro_batch_size: int,
 ) -> bool:
+    """Whether the run fits in the instance's GPU memory, with headroom."""
     need = _memory_per_gpu_gb(model, method, instance, sequence_len, micro_batch_size)
     return need <= instance.memory_per_gpu_gb * HEADROOM
 
@@ -416,7 +428,7 @@ def recommend_instance(
         instance
         for instance in INSTANCES
         if instance.provider == provider
-        and _fits(model, method, instance, sequence_len, micro_batch_size)
+        and fits(model, method, instance, sequence_len, micro_batch_size)
     ]
     if not fitting:
         return None

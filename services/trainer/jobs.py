@@ -26,7 +26,7 @@ from services.common.errors import InvalidInput, NotFound
 from services.common.job_events import JobEventWriter
 from services.common.logging import get_logger
 from services.common.timestamps import utcnow
-from services.trainer import axolotl_config, catalogue
+from services.trainer import axolotl_config, catalogue, credentials
 from services.trainer.job_data import check_stage
 from services.trainer.models import (
     CANCELLED,
@@ -45,7 +45,6 @@ from services.trainer.settings import TrainerSettings
 log = get_logger(__name__)
 LEASE_SECONDS = 60
 REPORTED_STATES = {TRAINING, EVALUATING, UPLOADING}
-PROVIDERS_AVAILABLE = ("local",)
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,8 @@ class NewJob:
     benchmark: str
     benchmark_sample: int
     wandb_online: bool
+    credential_id: str = ""  # aws/gcp: the stored credentials whose account pays
+    instance_type: str = ""  # aws/gcp: empty means the cheapest machine that fits
 
 
 def token_hash(token: str) -> str:
@@ -100,11 +101,6 @@ def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJo
     stage = _choice(new.stage, axolotl_config.STAGES, "unknown_stage", "a goal")
     method = _choice(new.method, ("full", "lora", "qlora"), "unknown_method", "a method")
     provider = _choice(new.provider, ("local", "aws", "gcp"), "unknown_provider", "where to train")
-    if provider not in PROVIDERS_AVAILABLE:
-        raise InvalidInput(
-            "provider_not_available",
-            f"Training on {provider.upper()} is not available yet; train locally for now.",
-        )
     benchmark = _choice(new.benchmark or "gsm8k", ("gsm8k", "none"), "unknown_benchmark",
                         "a benchmark")  # fmt: skip
     if not 0 <= new.benchmark_sample <= 1319:
@@ -132,6 +128,11 @@ def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJo
     except TypeError as exc:
         raise InvalidInput("invalid_hyperparameters", "A setting has the wrong type.") from exc
     device = "cpu" if provider == "local" else "gpu"
+    instance = None
+    if provider != "local":
+        instance = _cloud_machine(engine, new, provider, model, method, hp)
+    if new.wandb_online:
+        wandb_key_id(engine, new.owner_id)  # refuses the job now, not after an hour's training
     job = TrainingJob(
         owner_id=new.owner_id,
         name=name,
@@ -146,6 +147,8 @@ def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJo
         benchmark=benchmark,
         benchmark_sample=new.benchmark_sample if benchmark != "none" else 0,
         wandb_online=new.wandb_online,
+        credential_id=new.credential_id if instance else "",
+        instance_type=instance.instance_type if instance else "",
     )
     spec = axolotl_config.JobSpec(
         base_model=model_location(settings, model, provider),
@@ -158,12 +161,66 @@ def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJo
         eval_rows=dataset.eval_rows,
         wandb_run=job.id,
         wandb_online=new.wandb_online,
+        sharded=instance is not None and catalogue.needs_sharding(instance, method),  # type: ignore[arg-type]
     )
     job.config_yaml = axolotl_config.to_yaml(axolotl_config.build_config(spec))
     job.max_steps = axolotl_config.total_steps(spec)
     with session_scope(engine) as db:
         db.add(job)
     return job
+
+
+def _cloud_machine(
+    engine: Engine,
+    new: NewJob,
+    provider: str,
+    model: catalogue.BaseModel,
+    method: str,
+    hp: axolotl_config.Hyperparameters,
+) -> catalogue.GpuInstance:
+    """The machine a cloud job runs on, in the account of credentials the user owns."""
+    if not new.credential_id:
+        raise InvalidInput(
+            "credential_required",
+            f"Choose the {provider.upper()} account to train in: add its credentials under "
+            "Settings first.",
+        )
+    credential = credentials.get(engine, new.owner_id, new.credential_id)
+    if credential.kind != provider:
+        raise InvalidInput(
+            "credential_mismatch",
+            f"{credential.name!r} is a {credential.kind} credential, not {provider}.",
+        )
+    shape = {"sequence_len": hp.sequence_len, "micro_batch_size": hp.micro_batch_size}
+    if not new.instance_type:
+        instance = catalogue.recommend_instance(model, method, provider, **shape)  # type: ignore[arg-type]
+        if instance is None:
+            raise InvalidInput(
+                "no_instance_fits",
+                f"No {provider.upper()} machine has room for {model.display_name} with this "
+                "method: choose LoRA or QLoRA, or a shorter sequence length.",
+            )
+        return instance
+    instance = catalogue.get_instance(provider, new.instance_type)  # type: ignore[arg-type]
+    if not catalogue.fits(model, method, instance, **shape):  # type: ignore[arg-type]
+        raise InvalidInput(
+            "instance_too_small",
+            f"A {instance.label} has too little GPU memory for this run; leave the machine "
+            "empty to get the cheapest one that fits.",
+        )
+    return instance
+
+
+def wandb_key_id(engine: Engine, owner_id: str) -> str:
+    """The user's stored wandb key (the newest), which online logging needs."""
+    keys = [c for c in credentials.list_for(engine, owner_id) if c.kind == "wandb"]
+    if not keys:
+        raise InvalidInput(
+            "wandb_key_missing",
+            "Logging to wandb online needs your wandb API key: add it under Settings, or "
+            "leave online logging off (runs are then logged offline with the job).",
+        )
+    return keys[0].id
 
 
 def get(engine: Engine, owner_id: str, job_id: str) -> TrainingJob:
@@ -327,7 +384,10 @@ def report(
             changes |= {
                 "failure_code": "training_failed",
                 "failure_reason": str(data.get("message", ""))[-2000:],
+                "node_result": "error",
             }
+        elif kind in ("done", "cancelled"):
+            changes["node_result"] = kind
         events.append(job_id, kind, data)
     if changes:
         update(engine, job_id, **changes)

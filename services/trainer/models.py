@@ -128,6 +128,13 @@ class TrainingJob(SQLModel, table=True):
     lease_until: datetime | None = None
     attempts: int = 0
     last_checkpoint_step: int = 0
+    # Cloud runs: the stored credential used, the machine type, when the instance was
+    # launched (a node that never reports in is given up on), and how the node said it
+    # ended ("done", "error", "cancelled"); a cloud node has no exit status to read.
+    credential_id: str = Field(default="", max_length=32)
+    instance_type: str = Field(default="", max_length=64)
+    launched_at: datetime | None = None
+    node_result: str = Field(default="", max_length=16)
     evaluation: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     model_version_id: str = Field(default="", max_length=32)
     created_at: datetime = Field(default_factory=utcnow)
@@ -153,4 +160,27 @@ class ModelVersion(SQLModel, table=True):
     bucket: str = Field(max_length=255)
     adapter_prefix: str = Field(default="", max_length=1024)  # empty: full fine-tune
     merged_prefix: str = Field(max_length=1024)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+CREDENTIAL_KINDS = ("aws", "gcp", "wandb")
+
+
+class Credential(SQLModel, table=True):
+    """A user's secret for somewhere else: an AWS access key, a GCP service account, a wandb
+    API key. The secret is Fernet-encrypted and never leaves the trainer once stored."""
+
+    __tablename__ = "trainer_credentials"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_trainer_credentials_name"),)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
+    owner_id: str = Field(index=True, max_length=32)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=16)
+    # AWS region or GCP zone the instances start in; empty for wandb.
+    location: str = Field(default="", max_length=64)
+    # What the user sees to recognise it: the key id's last characters, the account email.
+    hint: str = Field(default="", max_length=200)
+    secret_encrypted: str = Field(sa_type=Text)
+    checked_at: datetime = Field(default_factory=utcnow)
     created_at: datetime = Field(default_factory=utcnow)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,8 @@ from services.common.db import session_scope
 from services.common.errors import ForgelineError
 from services.common.job_events import JobEventWriter
 from services.common.logging import get_logger
-from services.trainer import catalogue, jobs
+from services.common.timestamps import utcnow
+from services.trainer import catalogue, credentials, jobs
 from services.trainer.axolotl_config import deepspeed_zero3
 from services.trainer.job_data import prepare
 from services.trainer.models import (
@@ -40,7 +43,13 @@ from services.trainer.models import (
     ModelVersion,
     TrainingJob,
 )
-from services.trainer.providers.local import LocalProvider, LocalRun
+from services.trainer.providers.base import (
+    EXIT_CANCELLED,
+    EXIT_DONE,
+    NODE_RESULTS,
+    ComputeProvider,
+    ComputeRun,
+)
 from services.trainer.settings import TrainerSettings
 
 log = get_logger(__name__)
@@ -61,13 +70,13 @@ class JobRunner:
         s3: Any,
         events: JobEventWriter,
         settings: TrainerSettings,
-        provider: LocalProvider,
+        providers: Callable[[TrainingJob], ComputeProvider],
     ) -> None:
         self.engine = engine
         self.s3 = s3
         self.events = events
         self.settings = settings
-        self.provider = provider
+        self.providers = providers
 
     def run(self, job_id: str, worker: str) -> str:
         job = jobs.claim(self.engine, job_id, worker)
@@ -76,19 +85,25 @@ class JobRunner:
         if job.cancel_requested:
             jobs.set_state(self.engine, self.events, job_id, CANCELLED)
             return CANCELLED
-        run: LocalRun | None = None
+        run: ComputeRun | None = None
+        provider: ComputeProvider | None = None
         try:
             jobs.set_state(self.engine, self.events, job_id, VALIDATING)
-            manifest = self._validate_and_stage(job)
+            provider = self.providers(job)
+            self._validate_and_stage(job)
             jobs.set_state(self.engine, self.events, job_id, PROVISIONING)
-            self._provision(job_id)
-            if job.compute_ref:  # a worker that crashed left its process running
-                self.provider.stop_ref(job_id, job.compute_ref)
+            self._provision(job, provider)
+            if job.compute_ref:  # a worker that crashed left its process or machine running
+                provider.stop_ref(job_id, job.compute_ref)
             token, token_hash = jobs.new_callback_token()
-            jobs.update(self.engine, job_id, callback_token_hash=token_hash)
-            run = self.provider.start(job_id, {**manifest, "token": token})
-            jobs.update(self.engine, job_id, compute_ref=run.ref)
-            return self._watch(job_id, worker, run)
+            # compute_ref is cleared until the new machine is recorded: the reaper leaves a
+            # job's machine alone only while it is the recorded one, or none is recorded yet.
+            jobs.update(
+                self.engine, job_id, callback_token_hash=token_hash, node_result="", compute_ref=""
+            )
+            run = provider.start(job_id, {**self._manifest(job), "token": token})
+            jobs.update(self.engine, job_id, compute_ref=run.ref, launched_at=utcnow())
+            return self._watch(job_id, worker, provider, run)
         except ForgelineError as error:
             jobs.set_state(
                 self.engine,
@@ -111,12 +126,12 @@ class JobRunner:
             )
             return JOB_FAILED
         finally:
-            if run is not None:
-                self.provider.stop(run)
+            if run is not None and provider is not None:
+                provider.stop(run)
 
     # --- stages ----------------------------------------------------------------------------
 
-    def _validate_and_stage(self, job: TrainingJob) -> dict[str, Any]:
+    def _validate_and_stage(self, job: TrainingJob) -> None:
         dataset = jobs.owned_dataset(self.engine, job.owner_id, job.dataset_id)
         if dataset.state != READY:
             raise ForgelineError(
@@ -147,15 +162,15 @@ class JobRunner:
             "log",
             {"line": f"{prepared.train_rows} rows to train on, {prepared.eval_rows} held out."},
         )
-        return self._manifest(job)
 
-    def _provision(self, job_id: str) -> None:
+    def _provision(self, job: TrainingJob, provider: ComputeProvider) -> None:
         def progress(line: str) -> None:
             # The first run builds the axolotl engine (minutes): the job page shows why.
-            self.events.append(job_id, "log", {"line": line})
+            self.events.append(job.id, "log", {"line": line})
 
-        self.provider.prepare(progress)
-        ensure_hf_model(self.settings.models_dir, progress=progress)
+        provider.prepare(progress)
+        if job.provider == "local":
+            ensure_hf_model(self.settings.models_dir, progress=progress)
 
     def _url(self, method: str, key: str) -> str:
         return str(
@@ -190,6 +205,15 @@ class JobRunner:
             },
             "evaluation": self._evaluation(job),
         }
+        if job.wandb_online:
+            # The key travels in the manifest (owner-only on disk, presigned on a cloud) and
+            # reaches axolotl as WANDB_API_KEY: never in the config, never in a log.
+            key = credentials.get(
+                self.engine, job.owner_id, jobs.wandb_key_id(self.engine, job.owner_id)
+            )
+            manifest["env"] = {
+                "WANDB_API_KEY": credentials.secret_of(self.settings, key)["api_key"]
+            }
         if "deepspeed:" in job.config_yaml:
             manifest["deepspeed_json"] = json.dumps(deepspeed_zero3())
         if job.last_checkpoint_step:
@@ -215,44 +239,76 @@ class JobRunner:
 
     # --- watching ---------------------------------------------------------------------------
 
-    def _watch(self, job_id: str, worker: str, run: LocalRun) -> str:
+    def _watch(self, job_id: str, worker: str, provider: ComputeProvider, run: ComputeRun) -> str:
         renewed = time.monotonic()
         while True:
-            code = self.provider.poll(run)
+            with session_scope(self.engine) as db:
+                current = db.get(TrainingJob, job_id)
+            if current is None or current.cancel_requested:
+                provider.stop(run)
+                jobs.set_state(self.engine, self.events, job_id, CANCELLED)
+                return CANCELLED
+            # The node's last report says how it ended; a local process's exit status says
+            # the same, a cloud machine has none to read.
+            code = NODE_RESULTS.get(current.node_result)
+            if code is None:
+                code = provider.poll(run)
             if code is not None:
                 break
+            if self._boot_timed_out(current):
+                provider.stop(run)
+                jobs.set_state(
+                    self.engine,
+                    self.events,
+                    job_id,
+                    JOB_FAILED,
+                    failure_code="node_did_not_start",
+                    failure_reason="The training machine did not report in within "
+                    f"{self.settings.cloud_boot_timeout_seconds // 60} minutes, so it was "
+                    "terminated. Its log is in the cloud console (serial port output).",
+                )
+                return JOB_FAILED
             if time.monotonic() - renewed > RENEW_SECONDS:
                 renewed = time.monotonic()
                 if jobs.renew(self.engine, job_id, worker) is None:
                     log.warning("lost the job's lease; stopping", job_id=job_id)
                     return "lost"
-            with session_scope(self.engine) as db:
-                current = db.get(TrainingJob, job_id)
-            if current is None or current.cancel_requested:
-                self.provider.stop(run)
-                jobs.set_state(self.engine, self.events, job_id, CANCELLED)
-                return CANCELLED
             time.sleep(POLL_SECONDS)
         with session_scope(self.engine) as db:
             job = db.get(TrainingJob, job_id)
         assert job is not None
-        if code == 0:
+        if code == EXIT_DONE:
             version = self._register(job)
             jobs.set_state(self.engine, self.events, job_id, SUCCEEDED, model_version_id=version.id)
             return SUCCEEDED
-        if code == 3 or job.cancel_requested:
+        if code == EXIT_CANCELLED or job.cancel_requested:
             jobs.set_state(self.engine, self.events, job_id, CANCELLED)
             return CANCELLED
+        lost = job.provider != "local" and not job.node_result
         jobs.set_state(
             self.engine,
             self.events,
             job_id,
             JOB_FAILED,
-            failure_code=job.failure_code or "training_failed",
+            failure_code=job.failure_code or ("node_lost" if lost else "training_failed"),
             failure_reason=job.failure_reason
-            or f"The training process stopped unexpectedly (exit status {code}).",
+            or (
+                "The training machine stopped before it finished (the cloud may have "
+                "reclaimed it, or its setup failed); it was terminated."
+                if lost
+                else f"The training process stopped unexpectedly (exit status {code})."
+            ),
         )
         return JOB_FAILED
+
+    def _boot_timed_out(self, job: TrainingJob) -> bool:
+        """A cloud node still silent long after launch: installing failed, or it never got a
+        GPU. Terminating it bounds what such a job costs."""
+        if job.provider == "local" or job.state != PROVISIONING or job.launched_at is None:
+            return False
+        limit = timedelta(seconds=self.settings.cloud_boot_timeout_seconds)
+        launched = job.launched_at.replace(tzinfo=utcnow().tzinfo)
+        return utcnow() - launched > limit
 
     def _register(self, job: TrainingJob) -> ModelVersion:
         prefix = job_prefix(job)

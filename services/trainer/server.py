@@ -1,6 +1,7 @@
 """Trainer API process: gRPC TrainerService (datasets, catalogue, estimates, jobs), the
 dataset inspector beside it, and a watchdog for jobs whose worker died. Training jobs run in
-Celery workers on queue `training` (services/trainer/tasks.py)."""
+Celery workers on queue `training` (services/trainer/tasks.py); the instance reaper runs here,
+so it keeps working while no worker is alive."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from services.common.queue import TRAINING_QUEUE
 from services.common.storage import ensure_bucket, s3_client
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
 from services.trainer.inspection import DatasetFiles, Inspector, Tokenizers
+from services.trainer.reaper import reap
 from services.trainer.servicer import TrainerServicer
 from services.trainer.settings import TrainerSettings
 from services.trainer.tasks import RESUME_ORPHANS, RUN_JOB
@@ -64,7 +66,15 @@ def main() -> None:
         while not stopping.wait(WATCHDOG_SECONDS):
             celery_app.send_task(RESUME_ORPHANS, queue=TRAINING_QUEUE)
 
+    def reaper() -> None:
+        while not stopping.wait(settings.reaper_interval_seconds):
+            try:
+                reap(engine, settings)
+            except Exception:  # a database hiccup must not stop the reaping for good
+                get_logger(__name__).exception("reaper pass failed")
+
     threading.Thread(target=watchdog, name="job-watchdog", daemon=True).start()
+    threading.Thread(target=reaper, name="instance-reaper", daemon=True).start()
     server, health, port = build_server(
         [lambda s: trainer_pb2_grpc.add_TrainerServiceServicer_to_server(servicer, s)],
         settings.trainer_grpc_bind,

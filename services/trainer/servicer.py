@@ -16,13 +16,14 @@ from services.common.db import get_owned, list_owned, session_scope
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.job_events import JobEventWriter
 from services.common.timestamps import to_timestamp, utcnow
-from services.trainer import catalogue, datasets, jobs
+from services.trainer import catalogue, credentials, datasets, jobs
 from services.trainer.inspection import DatasetFiles, Inspector
 from services.trainer.models import (
     FAILED,
     INSPECTING,
     INVALID,
     READY,
+    Credential,
     Dataset,
     ModelVersion,
     TrainingJob,
@@ -179,6 +180,9 @@ def job_to_proto(job: TrainingJob) -> trainer_pb2.Job:
         created_at=to_timestamp(job.created_at),
         started_at=to_timestamp(job.started_at),
         finished_at=to_timestamp(job.finished_at),
+        credential_id=job.credential_id,
+        instance_type=job.instance_type,
+        compute_ref=job.compute_ref,
     )
     _optional(message, "last_loss", job.last_loss)
     _optional(message, "last_eval_loss", job.last_eval_loss)
@@ -194,6 +198,19 @@ def job_to_proto(job: TrainingJob) -> trainer_pb2.Job:
         _optional(evaluation, "held_out_loss", summary["held_out_loss"])
         message.evaluation.CopyFrom(evaluation)
     return message
+
+
+def credential_to_proto(credential: Credential) -> trainer_pb2.Credential:
+    return trainer_pb2.Credential(
+        id=credential.id,
+        owner_id=credential.owner_id,
+        name=credential.name,
+        kind=credential.kind,
+        location=credential.location,
+        hint=credential.hint,
+        created_at=to_timestamp(credential.created_at),
+        checked_at=to_timestamp(credential.checked_at),
+    )
 
 
 def version_to_proto(version: ModelVersion) -> trainer_pb2.ModelVersion:
@@ -495,6 +512,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
                 benchmark=request.benchmark or "gsm8k",
                 benchmark_sample=request.benchmark_sample,
                 wandb_online=request.wandb_online,
+                credential_id=request.credential_id,
+                instance_type=request.instance_type,
             ),
         )
         self.events.append(job.id, "state", {"state": job.state})
@@ -538,3 +557,41 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
         with session_scope(self.engine) as db:
             rows = list_owned(db, ModelVersion, request.owner_id, newest_first=True)
         return trainer_pb2.ListModelVersionsResponse(versions=[version_to_proto(v) for v in rows])
+
+    # --- credentials ---------------------------------------------------------------------
+
+    def CreateCredential(
+        self, request: trainer_pb2.CreateCredentialRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.Credential:
+        try:
+            secret = json.loads(request.secret_json or "{}")
+        except json.JSONDecodeError:
+            secret = None
+        if not isinstance(secret, dict):
+            raise InvalidInput("invalid_secret", "The secret must be a JSON object.")
+        credential = credentials.create(
+            self.engine,
+            self.settings,
+            credentials.NewCredential(
+                owner_id=request.owner_id,
+                name=request.name,
+                kind=request.kind,
+                location=request.location.strip(),
+                secret=secret,
+            ),
+        )
+        return credential_to_proto(credential)
+
+    def ListCredentials(
+        self, request: trainer_pb2.ListCredentialsRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.ListCredentialsResponse:
+        rows = credentials.list_for(self.engine, request.owner_id)
+        return trainer_pb2.ListCredentialsResponse(
+            credentials=[credential_to_proto(c) for c in rows]
+        )
+
+    def DeleteCredential(
+        self, request: trainer_pb2.DeleteCredentialRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.DeleteCredentialResponse:
+        credentials.delete(self.engine, request.owner_id, request.id)
+        return trainer_pb2.DeleteCredentialResponse()

@@ -25,6 +25,18 @@ class TrainerSettings(BaseServiceSettings):
     # Where local runs keep their manifest, working folder and log.
     trainer_jobs_dir: Path | None = None
 
+    # Cloud training in the user's own account. The endpoints are for tests (moto, a fake
+    # GCE) and private clouds; they are the operator's choice, never the user's.
+    trainer_aws_endpoint_url: str = ""
+    trainer_aws_image_id: str = ""  # default: AWS's current Deep Learning AMI (via SSM)
+    trainer_gcp_api_endpoint: str = ""
+    trainer_gcp_image: str = ""  # default: the Deep Learning VM image family
+    # A cloud node that has not reported in by then is given up on (and terminated): booting
+    # and installing axolotl takes about ten minutes.
+    cloud_boot_timeout_seconds: int = Field(45 * 60, ge=30)
+    # How often tagged instances in every stored account are matched against running jobs.
+    reaper_interval_seconds: int = Field(300, ge=1)
+
     @property
     def jobs_dir(self) -> Path:
         return self.trainer_jobs_dir or self.data_dir / "trainer" / "jobs"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
-from functools import cache
+from functools import cache, partial
 
 import redis
 from celery.signals import worker_process_init, worker_ready
@@ -22,8 +22,8 @@ from services.common.queue import TRAINING_QUEUE, make_celery
 from services.common.storage import s3_client
 from services.common.telemetry import setup_telemetry
 from services.trainer import jobs
-from services.trainer.providers.local import LocalProvider
-from services.trainer.runner import JobRunner
+from services.trainer.providers.choice import provider_for
+from services.trainer.runner import URL_SECONDS, JobRunner
 from services.trainer.settings import TrainerSettings
 
 RUN_JOB = "trainer.run_job"
@@ -38,12 +38,15 @@ log = get_logger(__name__)
 
 @cache
 def runner() -> JobRunner:
+    engine, s3 = create_db_engine(settings), s3_client(settings)
     return JobRunner(
-        engine=create_db_engine(settings),
-        s3=s3_client(settings),
+        engine=engine,
+        s3=s3,
         events=JobEventWriter(redis.Redis.from_url(settings.redis_url)),
         settings=settings,
-        provider=LocalProvider(settings.jobs_dir),
+        providers=partial(
+            provider_for, engine=engine, s3=s3, settings=settings, url_seconds=URL_SECONDS
+        ),
     )
 
 

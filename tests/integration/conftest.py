@@ -17,6 +17,8 @@ import pytest
 from services.common.bundled_model import ensure_hf_model
 from tests.factories import SignedInUser, make_user, random_email
 from tests.servers import free_port
+from tests.servers.gce import FakeGce, run_fake_gce
+from tests.servers.moto import run_moto
 from tests.servers.oidc import OidcProvider, run_oidc_provider
 from tests.servers.otlp import SpanStore, run_otlp_receiver
 from tests.servers.platform import Platform, platform_env, run_platform
@@ -41,6 +43,8 @@ class Stack:
     spans: SpanStore
     admin: SignedInUser
     backend: str
+    aws_url: str  # moto: the "AWS account" cloud training jobs run in
+    gce: FakeGce  # a fake Compute Engine: the "GCP project" they run in
 
     @property
     def url(self) -> str:
@@ -77,9 +81,13 @@ def stack(
     callback = f"http://127.0.0.1:{gateway_port}/api/v1/auth/oauth/{OIDC_PROVIDER_NAME}/callback"
     client_secret = secrets.token_urlsafe(24)
     otlp_port, spans = otlp_receiver
-    with run_oidc_provider(
-        client_id=OIDC_CLIENT_ID, client_secret=client_secret, redirect_uris=[callback]
-    ) as idp:
+    with (
+        run_oidc_provider(
+            client_id=OIDC_CLIENT_ID, client_secret=client_secret, redirect_uris=[callback]
+        ) as idp,
+        run_moto(data_dir / "cloud-moto") as aws_url,
+        run_fake_gce() as gce,
+    ):
         providers = [
             {
                 "name": OIDC_PROVIDER_NAME,
@@ -102,6 +110,12 @@ def stack(
             # The bundled model, converted once for the whole session (the trainer counts
             # dataset tokens with its tokenizer).
             "TRAINER_MODELS_DIR": str(MODELS_DIR),
+            # Cloud training: moto's EC2 stands in for the user's AWS account (any AMI id
+            # works there), and the reaper looks every few seconds instead of minutes.
+            "TRAINER_AWS_ENDPOINT_URL": aws_url,
+            "TRAINER_AWS_IMAGE_ID": "ami-0forgelinetest",
+            "TRAINER_GCP_API_ENDPOINT": gce.url,
+            "REAPER_INTERVAL_SECONDS": "3",
         }
         if database_url:
             overrides["DATABASE_URL"] = database_url
@@ -109,7 +123,7 @@ def stack(
             with httpx.Client(base_url=platform.url, timeout=30) as client:
                 # The first account becomes the administrator: create it before any test.
                 admin = make_user(client, email=random_email("admin"))
-            yield Stack(platform, idp, spans, admin, backend)
+            yield Stack(platform, idp, spans, admin, backend, aws_url, gce)
 
 
 @pytest.fixture

@@ -193,7 +193,7 @@ def test_what_cannot_be_trained_is_refused_with_a_code(stack: Stack, client: htt
         "base_model_not_local",
         "unknown_base_model",
     }
-    assert refused(provider="aws") == "provider_not_available"
+    assert refused(provider="aws") == "credential_required"
     assert refused(hyperparameters={"learning_rate": 5}) == "invalid_hyperparameters"
     assert refused(hyperparameters={"colour": "blue"}) == "invalid_hyperparameters"
     assert refused(dataset_id="0" * 32) == "dataset_not_found"

@@ -127,6 +127,8 @@ def train(workdir: Path, manifest: dict[str, Any], reporter: Reporter) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
     env["WANDB_DIR"] = str(workdir / "wandb")
+    # Only wandb's settings may come from the manifest (the user's own key, to log online).
+    env.update({k: str(v) for k, v in manifest.get("env", {}).items() if k.startswith("WANDB_")})
     env.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
     (workdir / "wandb").mkdir(exist_ok=True)
     argv = [sys.executable, "-m", "axolotl.cli.train", "config.yml"]

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import psutil
 
 from services.common.engines import ENGINES, engine_env, engine_python, ensure_engine
 from services.common.logging import get_logger
+from services.trainer.providers.base import ComputeRun
 
 log = get_logger(__name__)
 BOOTSTRAP = Path(__file__).resolve().parents[1] / "engine" / "node_bootstrap.py"
@@ -42,7 +44,7 @@ class LocalProvider:
         self.jobs_dir = jobs_dir
         self.engines_dir = engines_dir
 
-    def prepare(self, progress: Any) -> None:
+    def prepare(self, progress: Callable[[str], None]) -> None:
         """The axolotl engine, built once (minutes, the first time)."""
         ensure_engine(ENGINES["axolotl"], self.engines_dir, progress=progress)
 
@@ -73,10 +75,12 @@ class LocalProvider:
         log.info("local training started", job_id=job_id, pid=process.pid)
         return LocalRun(job_id, process)
 
-    def poll(self, run: LocalRun) -> int | None:
+    def poll(self, run: ComputeRun) -> int | None:
+        assert isinstance(run, LocalRun)
         return run.process.poll()
 
-    def stop(self, run: LocalRun) -> None:
+    def stop(self, run: ComputeRun) -> None:
+        assert isinstance(run, LocalRun)
         if run.process.poll() is None:
             _stop_tree(run.process.pid)
         run.process.wait()
