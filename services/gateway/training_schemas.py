@@ -329,7 +329,14 @@ Preset = Literal["quick", "balanced", "thorough"]
 
 class JobCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200, examples=["Maths tutor v1"])
-    dataset_id: str = Field(max_length=64)
+    dataset_id: str = Field("", max_length=64, description="One of your ready datasets.")
+    hub_dataset: str = Field(
+        "",
+        max_length=200,
+        description="Instead: a suggested public dataset (GET /suggested-datasets), loaded "
+        "from the Hugging Face hub by the cloud machine.",
+        examples=["TIGER-Lab/MathInstruct"],
+    )
     base_model: str = Field("smollm2-135m-instruct", max_length=100)
     stage: Stage = Field(
         "sft",
@@ -363,6 +370,7 @@ class JobCreate(BaseModel):
             name=self.name,
             base_model=self.base_model,
             dataset_id=self.dataset_id,
+            hub_dataset=self.hub_dataset,
             stage=self.stage,
             method=self.method,
             provider=self.provider,
@@ -423,6 +431,7 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     credential_id: str | None = Field(None, description="The cloud account it trains in.")
     instance_type: str | None = Field(None, description="The cloud machine it trains on.")
+    hub_dataset: str | None = Field(None, description="The suggested dataset it trains on.")
     machine: str | None = Field(
         None, description='Where it runs now: "aws:i-0abc…", "gcp:forgeline-…", "local:<pid>".'
     )
@@ -466,6 +475,7 @@ class JobPublic(BaseModel):
             credential_id=j.credential_id or None,
             instance_type=j.instance_type or None,
             machine=j.compute_ref or None,
+            hub_dataset=j.hub_dataset or None,
         )
 
 
@@ -486,6 +496,7 @@ class ModelVersionPublic(BaseModel):
     job_id: str
     base_model: str
     dataset_id: str
+    hub_dataset: str | None = None
     method: str
     metrics: dict[str, Any]
     has_adapter: bool
@@ -499,6 +510,7 @@ class ModelVersionPublic(BaseModel):
             job_id=v.job_id,
             base_model=v.base_model,
             dataset_id=v.dataset_id,
+            hub_dataset=v.hub_dataset or None,
             method=v.method,
             metrics=json.loads(v.metrics_json or "{}"),
             has_adapter=bool(v.adapter_prefix),

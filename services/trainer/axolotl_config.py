@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from services.common.errors import InvalidInput
+from services.trainer.catalogue import SuggestedDataset
 
 Stage = Literal["pretrain", "sft", "dpo", "orpo"]
 Method = Literal["full", "lora", "qlora"]
@@ -33,6 +34,8 @@ OUTPUT_DIR = "./output"
 DEEPSPEED_FILE = "deepspeed_zero3.json"
 # The Axolotl plugin that reports progress (services/trainer/engine/forgeline_events.py).
 EVENTS_PLUGIN = "forgeline_events.ForgelineEventsPlugin"
+# Of a hub dataset, the share axolotl holds out for the eval loss (its val_set_size).
+HUB_EVAL_FRACTION = 0.01
 
 STAGE_HELP: dict[Stage, str] = {
     "pretrain": "Teach the model your documents' language and facts (continued pre-training).",
@@ -133,6 +136,8 @@ class JobSpec:
     wandb_run: str = ""
     wandb_online: bool = False
     sharded: bool = False  # full fine-tuning split over several GPUs (DeepSpeed ZeRO-3)
+    # A suggested public dataset the node loads from the hub instead of the job's files.
+    hub_dataset: SuggestedDataset | None = None
 
 
 def _steps_per_epoch(spec: JobSpec) -> int:
@@ -194,6 +199,8 @@ def build_config(spec: JobSpec) -> dict[str, Any]:
 
 
 def _datasets(spec: JobSpec) -> dict[str, Any]:
+    if spec.hub_dataset is not None:
+        return _hub_dataset(spec, spec.hub_dataset)
     eval_part: dict[str, Any] = {"test_datasets": None, "val_set_size": 0.0}
     if spec.stage == "pretrain":
         entry: dict[str, Any] = {"path": TRAIN_FILE, "ds_type": "json", "type": "completion"}
@@ -223,6 +230,20 @@ def _datasets(spec: JobSpec) -> dict[str, Any]:
         # Axolotl's preference trainers evaluate on a split of the training file.
         "val_set_size": 0.0,
     }
+
+
+def _hub_dataset(spec: JobSpec, hub: SuggestedDataset) -> dict[str, Any]:
+    """Axolotl loads it with `datasets` on the node, which can reach the hub; it holds out
+    a share of the rows itself for the eval loss."""
+    entry: dict[str, Any] = {"path": hub.hub_id, "type": hub.axolotl_type, "split": hub.split}
+    if hub.subset:
+        entry["name"] = hub.subset
+    if hub.axolotl_type == "chat_template":
+        entry |= {"field_messages": "messages", "roles_to_train": ["assistant"]}
+    result: dict[str, Any] = {"datasets": [entry], "test_datasets": None}
+    if spec.stage in ("dpo", "orpo"):
+        return result | {"rl": spec.stage, "chat_template": spec.chat_template, "val_set_size": 0.0}
+    return result | {"chat_template": spec.chat_template, "val_set_size": HUB_EVAL_FRACTION}
 
 
 def _method(spec: JobSpec) -> dict[str, Any]:

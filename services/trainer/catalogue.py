@@ -654,6 +654,18 @@ class SuggestedDataset:
     needs_hub: bool = True  # loaded with `datasets` on compute that can reach the hub
 
 
+def get_suggested_dataset(hub_id: str) -> SuggestedDataset:
+    for suggested in SUGGESTED_DATASETS:
+        if suggested.hub_id == hub_id:
+            return suggested
+    raise InvalidInput(
+        "unknown_hub_dataset",
+        f"{hub_id!r} is not one of the suggested datasets: "
+        + ", ".join(s.hub_id for s in SUGGESTED_DATASETS)
+        + ". Upload other data as a dataset of your own.",
+    )
+
+
 SUGGESTED_DATASETS: list[SuggestedDataset] = [
     SuggestedDataset(
         hub_id="TIGER-Lab/MathInstruct",

@@ -63,6 +63,7 @@ class NewJob:
     wandb_online: bool
     credential_id: str = ""  # aws/gcp: the stored credentials whose account pays
     instance_type: str = ""  # aws/gcp: empty means the cheapest machine that fits
+    hub_dataset: str = ""  # a suggested dataset's hub id, instead of dataset_id
 
 
 def token_hash(token: str) -> str:
@@ -109,20 +110,10 @@ def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJo
     if not name or len(name) > 200:
         raise InvalidInput("invalid_name", "Give the job a name of 1 to 200 characters.")
     model = catalogue.get_base_model(new.base_model or BUNDLED_MODEL_ID)
-    dataset = owned_dataset(engine, new.owner_id, new.dataset_id)
-    if dataset.state != READY:
-        raise InvalidInput(
-            "dataset_not_ready",
-            "This dataset is not ready to train on: "
-            + (
-                "it is still being inspected."
-                if dataset.state == "inspecting"
-                else "fix the problems it lists first."
-            ),
-        )
-    check_stage(stage, dataset.format)  # type: ignore[arg-type]
+    data = _training_data(engine, new, provider)
+    check_stage(stage, data.format)  # type: ignore[arg-type]
     overrides = dict(new.hyperparameters)
-    overrides.setdefault("sequence_len", dataset.sequence_len)
+    overrides.setdefault("sequence_len", data.sequence_len)
     try:
         hp = axolotl_config.preset(new.preset or "balanced", **overrides)
     except TypeError as exc:
@@ -137,7 +128,8 @@ def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJo
         owner_id=new.owner_id,
         name=name,
         base_model=model.id,
-        dataset_id=dataset.id,
+        dataset_id=data.dataset_id,
+        hub_dataset=data.hub.hub_id if data.hub else "",
         stage=stage,
         method=method,
         provider=provider,
@@ -157,8 +149,9 @@ def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJo
         method=method,  # type: ignore[arg-type]
         device=device,  # type: ignore[arg-type]
         hyperparameters=hp,
-        train_rows=dataset.train_rows,
-        eval_rows=dataset.eval_rows,
+        train_rows=data.train_rows,
+        eval_rows=data.eval_rows,
+        hub_dataset=data.hub,
         wandb_run=job.id,
         wandb_online=new.wandb_online,
         sharded=instance is not None and catalogue.needs_sharding(instance, method),  # type: ignore[arg-type]
@@ -168,6 +161,61 @@ def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJo
     with session_scope(engine) as db:
         db.add(job)
     return job
+
+
+@dataclass(frozen=True)
+class _TrainingData:
+    """What a job trains on: an uploaded dataset, or a suggested one from the hub."""
+
+    format: str
+    sequence_len: int
+    train_rows: int
+    eval_rows: int
+    dataset_id: str = ""
+    hub: catalogue.SuggestedDataset | None = None
+
+
+def _training_data(engine: Engine, new: NewJob, provider: str) -> _TrainingData:
+    if new.dataset_id and new.hub_dataset:
+        raise InvalidInput(
+            "one_dataset_only", "Choose either one of your datasets or a suggested one."
+        )
+    if new.hub_dataset:
+        suggested = catalogue.get_suggested_dataset(new.hub_dataset)
+        if provider == "local":
+            raise InvalidInput(
+                "hub_dataset_needs_cloud",
+                "This machine cannot reach the Hugging Face hub: train on AWS or GCP to use a "
+                "suggested dataset, or upload the data as a dataset of your own.",
+            )
+        eval_rows = max(1, int(suggested.rows * axolotl_config.HUB_EVAL_FRACTION))
+        return _TrainingData(
+            format=suggested.format,
+            sequence_len=2048,
+            train_rows=suggested.rows - eval_rows,
+            eval_rows=eval_rows,
+            hub=suggested,
+        )
+    if not new.dataset_id:
+        raise InvalidInput("dataset_required", "Choose a dataset to train on, or a suggested one.")
+    dataset = owned_dataset(engine, new.owner_id, new.dataset_id)
+    if dataset.state != READY:
+        raise InvalidInput(
+            "dataset_not_ready",
+            "This dataset is not ready to train on: "
+            + (
+                "it is still being inspected."
+                if dataset.state == "inspecting"
+                else "fix the problems it lists first."
+            ),
+        )
+    return _TrainingData(
+        format=dataset.format,
+        sequence_len=dataset.sequence_len,
+        train_rows=dataset.train_rows,
+        eval_rows=dataset.eval_rows,
+        dataset_id=dataset.id,
+    )
 
 
 def _cloud_machine(

@@ -96,7 +96,8 @@ class TrainingJob(SQLModel, table=True):
     owner_id: str = Field(index=True, max_length=32)
     name: str = Field(max_length=200)
     base_model: str = Field(max_length=100)
-    dataset_id: str = Field(max_length=32)
+    dataset_id: str = Field(max_length=32)  # empty when it trains on a hub dataset
+    hub_dataset: str = Field(default="", max_length=200)  # a suggested dataset's hub id
     stage: str = Field(max_length=16)
     method: str = Field(max_length=16)
     provider: str = Field(max_length=16)
@@ -154,6 +155,7 @@ class ModelVersion(SQLModel, table=True):
     job_id: str = Field(index=True, max_length=32)
     base_model: str = Field(max_length=100)
     dataset_id: str = Field(max_length=32)
+    hub_dataset: str = Field(default="", max_length=200)
     method: str = Field(max_length=16)
     config_yaml: str = Field(sa_type=Text)
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

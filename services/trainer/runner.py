@@ -132,6 +132,13 @@ class JobRunner:
     # --- stages ----------------------------------------------------------------------------
 
     def _validate_and_stage(self, job: TrainingJob) -> None:
+        if job.hub_dataset:
+            self.events.append(
+                job.id,
+                "log",
+                {"line": f"The training machine loads {job.hub_dataset} from the hub."},
+            )
+            return
         dataset = jobs.owned_dataset(self.engine, job.owner_id, job.dataset_id)
         if dataset.state != READY:
             raise ForgelineError(
@@ -183,10 +190,12 @@ class JobRunner:
 
     def _manifest(self, job: TrainingJob) -> dict[str, Any]:
         prefix = job_prefix(job)
-        downloads = {
-            "data/train.jsonl": self._url("get_object", prefix + "data/train.jsonl"),
-            "data/eval.jsonl": self._url("get_object", prefix + "data/eval.jsonl"),
-        }
+        downloads = {}
+        if not job.hub_dataset:  # a hub dataset is loaded by axolotl on the node
+            downloads = {
+                "data/train.jsonl": self._url("get_object", prefix + "data/train.jsonl"),
+                "data/eval.jsonl": self._url("get_object", prefix + "data/eval.jsonl"),
+            }
         manifest: dict[str, Any] = {
             "job_id": job.id,
             "callback_url": f"{self.settings.public_url.rstrip('/')}/api/v1/jobs/{job.id}/callback",
@@ -319,6 +328,7 @@ class JobRunner:
             job_id=job.id,
             base_model=job.base_model,
             dataset_id=job.dataset_id,
+            hub_dataset=job.hub_dataset,
             method=job.method,
             config_yaml=job.config_yaml,
             metrics={

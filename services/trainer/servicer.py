@@ -183,6 +183,7 @@ def job_to_proto(job: TrainingJob) -> trainer_pb2.Job:
         credential_id=job.credential_id,
         instance_type=job.instance_type,
         compute_ref=job.compute_ref,
+        hub_dataset=job.hub_dataset,
     )
     _optional(message, "last_loss", job.last_loss)
     _optional(message, "last_eval_loss", job.last_eval_loss)
@@ -221,6 +222,7 @@ def version_to_proto(version: ModelVersion) -> trainer_pb2.ModelVersion:
         job_id=version.job_id,
         base_model=version.base_model,
         dataset_id=version.dataset_id,
+        hub_dataset=version.hub_dataset,
         method=version.method,
         config_yaml=version.config_yaml,
         metrics_json=json.dumps(version.metrics),
@@ -514,6 +516,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
                 wandb_online=request.wandb_online,
                 credential_id=request.credential_id,
                 instance_type=request.instance_type,
+                hub_dataset=request.hub_dataset,
             ),
         )
         self.events.append(job.id, "state", {"state": job.state})

@@ -479,3 +479,53 @@ def test_a_gcp_job_inserts_a_labelled_gpu_instance_and_deletes_it_when_cancelled
     while name in stack.gce.instances:
         assert time.monotonic() < deadline
         time.sleep(0.5)
+
+
+def test_a_suggested_hub_dataset_and_online_wandb_on_a_cloud_job(
+    stack: Stack, client: httpx.Client, user: SignedInUser
+) -> None:
+    credential_id = add_aws_account(client, user)
+
+    def create(**body: Any) -> httpx.Response:
+        return client.post(
+            "/api/v1/jobs",
+            json={"name": "Hub maths", "hub_dataset": "TIGER-Lab/MathInstruct",
+                  "provider": "aws", "credential_id": credential_id, **body},
+            headers=user.headers,
+        )  # fmt: skip
+
+    local = create(provider="local")
+    assert local.status_code == 422
+    assert local.json()["error"]["code"] == "hub_dataset_needs_cloud"
+    unknown = create(hub_dataset="someone/private-data")
+    assert unknown.json()["error"]["code"] == "unknown_hub_dataset"
+    no_key = create(wandb_online=True)
+    assert no_key.status_code == 422 and no_key.json()["error"]["code"] == "wandb_key_missing"
+
+    wandb_key = "f00dfeed" * 5
+    response = client.post(
+        "/api/v1/credentials",
+        json={"name": "my wandb", "kind": "wandb", "secret": {"api_key": wandb_key}},
+        headers=user.headers,
+    )
+    assert response.status_code == 201
+    response = create(wandb_online=True)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["hub_dataset"] == "TIGER-Lab/MathInstruct" and created["dataset_id"] == ""
+    config = yaml.safe_load(
+        client.get(f"/api/v1/jobs/{created['id']}/config", headers=user.headers).text
+    )
+    assert config["datasets"][0]["path"] == "TIGER-Lab/MathInstruct"
+    assert config["wandb_mode"] == "online" and wandb_key not in json.dumps(config)
+
+    instance_id = launched(client, user, created["id"])
+    manifest = manifest_of(startup_script(stack, instance_id))
+    assert not any(name.startswith("data/") for name in manifest["downloads"])
+    assert manifest["env"] == {"WANDB_API_KEY": wandb_key}  # to the node only
+    assert wandb_key not in stack.platform.logs()
+    client.post(f"/api/v1/jobs/{created['id']}/cancel", headers=user.headers)
+    assert wait_for(client, user, created["id"], lambda j: j["state"] in ENDED)["state"] == (
+        "cancelled"
+    )
+    wait_terminated(stack, instance_id)

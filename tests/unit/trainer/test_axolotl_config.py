@@ -10,7 +10,7 @@ import yaml
 
 from services.common.errors import InvalidInput
 from services.trainer import axolotl_config as ac
-from services.trainer import datasets
+from services.trainer import catalogue, datasets
 from services.trainer.job_data import prepare, training_record
 
 
@@ -127,3 +127,21 @@ def test_prepare_splits_exactly_as_the_dataset_page_shows(tmp_path: Path) -> Non
             out_dir=tmp_path / "x",
         )  # fmt: skip
     assert wrong.value.code == "dataset_does_not_fit_stage"
+
+
+def test_a_suggested_hub_dataset_is_loaded_by_axolotl_on_the_node() -> None:
+    gsm8k = catalogue.get_suggested_dataset("openai/gsm8k")
+    config = ac.build_config(spec(device="gpu", hub_dataset=gsm8k))
+    assert config["datasets"] == [
+        {"path": "openai/gsm8k", "type": "alpaca_chat.load_qa", "split": "train", "name": "main"}
+    ]
+    assert config["val_set_size"] == ac.HUB_EVAL_FRACTION and "test_datasets" not in config
+    ultrachat = catalogue.get_suggested_dataset("HuggingFaceH4/ultrachat_200k")
+    entry = ac.build_config(spec(device="gpu", hub_dataset=ultrachat))["datasets"][0]
+    assert entry["split"] == "train_sft" and entry["field_messages"] == "messages"
+    pairs = catalogue.get_suggested_dataset("Intel/orca_dpo_pairs")
+    config = ac.build_config(spec(device="gpu", stage="dpo", hub_dataset=pairs))
+    assert config["rl"] == "dpo" and config["datasets"][0]["type"] == "chatml.intel"
+    with pytest.raises(InvalidInput) as refused:
+        catalogue.get_suggested_dataset("someone/private-data")
+    assert refused.value.code == "unknown_hub_dataset"

@@ -48,10 +48,20 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("node_result", _text(length=16), nullable=False, server_default="")
         )
+        batch.add_column(
+            sa.Column("hub_dataset", _text(length=200), nullable=False, server_default="")
+        )
+    with op.batch_alter_table("trainer_model_versions") as batch:
+        batch.add_column(
+            sa.Column("hub_dataset", _text(length=200), nullable=False, server_default="")
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("trainer_model_versions") as batch:
+        batch.drop_column("hub_dataset")
     with op.batch_alter_table("trainer_jobs") as batch:
+        batch.drop_column("hub_dataset")
         batch.drop_column("node_result")
         batch.drop_column("launched_at")
         batch.drop_column("instance_type")
