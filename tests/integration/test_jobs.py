@@ -142,6 +142,22 @@ def test_a_lora_job_trains_evaluates_and_registers_a_model(
     ids = [event_id for event_id, _, _ in events]
     assert [e[0] for e in resumed] == ids[ids.index(middle) + 1 :]
 
+    # Another user sees none of it: not the job, its config, events or model, nor the data.
+    other = make_user(client)
+    for path in ("", "/config", "/events"):
+        response = client.get(f"/api/v1/jobs/{job['id']}{path}", headers=other.headers)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "job_not_found"
+    cancel = client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=other.headers)
+    assert cancel.status_code == 404
+    assert client.get("/api/v1/jobs", headers=other.headers).json()["count"] == 0
+    assert client.get("/api/v1/models", headers=other.headers).json()["count"] == 0
+    borrowed = client.post(
+        "/api/v1/jobs", json={"name": "mine now", "dataset_id": dataset["id"]},
+        headers=other.headers,
+    )  # fmt: skip
+    assert borrowed.status_code == 404
+    assert borrowed.json()["error"]["code"] == "dataset_not_found"
+
 
 def test_cancelling_a_running_job_stops_its_training(stack: Stack, client: httpx.Client) -> None:
     if stack.backend != "sqlite":
