@@ -180,7 +180,6 @@ def build_config(spec: JobSpec) -> dict[str, Any]:
         "weight_decay": 0.0,
         "seed": hp.seed,
         "logging_steps": 1,
-        "eval_steps": every if spec.eval_rows else None,
         "save_steps": hp.save_steps or every,
         "save_total_limit": 2,
         # A job restarted after a crash continues from the last checkpoint in output/.
@@ -193,6 +192,9 @@ def build_config(spec: JobSpec) -> dict[str, Any]:
     if hp.max_steps:
         config["max_steps"] = hp.max_steps
     config |= _datasets(spec)
+    # Axolotl refuses eval_steps without an eval set (DPO/ORPO hold none out here).
+    if config.get("test_datasets") or config.get("val_set_size"):
+        config["eval_steps"] = every
     config |= _method(spec)
     config |= device_settings(spec.device)
     return {key: value for key, value in config.items() if value is not None}

@@ -29,6 +29,7 @@ from services.common.engines import engine_python
 from services.trainer import axolotl_config
 from tests.factories import SignedInUser, make_user
 from tests.integration.conftest import MODELS_DIR, Stack
+from tests.integration.dataset_helpers import GSM8K_TRAIN, inspected, upload
 from tests.integration.kb_helpers import platform_s3
 from tests.integration.test_gcp_instances import key_json
 from tests.integration.test_jobs import ENDED, gsm8k_dataset, sse
@@ -66,13 +67,14 @@ def add_aws_account(client: httpx.Client, user: SignedInUser, name: str = "Lab A
 def start_aws_job(
     client: httpx.Client, user: SignedInUser, credential_id: str, **extra: Any
 ) -> dict[str, Any]:
-    datasets = client.get("/api/v1/datasets", headers=user.headers).json()["data"]
-    dataset = datasets[0] if datasets else gsm8k_dataset(client, user, rows=24)
+    if "dataset_id" not in extra:
+        datasets = client.get("/api/v1/datasets", headers=user.headers).json()["data"]
+        dataset = datasets[0] if datasets else gsm8k_dataset(client, user, rows=24)
+        extra["dataset_id"] = dataset["id"]
     response = client.post(
         "/api/v1/jobs",
         json={
             "name": "Cloud tutor",
-            "dataset_id": dataset["id"],
             "provider": "aws",
             "credential_id": credential_id,
             "preset": "quick",
@@ -260,7 +262,17 @@ def test_an_aws_job_runs_its_startup_script_and_its_instance_is_terminated(
         pytest.skip("training runs once, on the SQLite stack")
     user = make_user(client)
     credential_id = add_aws_account(client, user)
-    created = start_aws_job(client, user, credential_id)
+    # A preference stage, so that DPO runs end to end through the API (SFT runs locally in
+    # test_jobs): the right GSM8K answer is chosen over another question's.
+    rows = [json.loads(line) for line in GSM8K_TRAIN.read_text().splitlines()[:24]]
+    pairs = [
+        {"prompt": row["question"], "chosen": row["answer"], "rejected": rows[n - 1]["answer"]}
+        for n, row in enumerate(rows)
+    ]
+    data = "\n".join(json.dumps(pair) for pair in pairs).encode()
+    dataset = inspected(client, user, upload(client, user, "pairs.jsonl", data).json()["id"])
+    assert dataset["state"] == "ready" and dataset["format"] == "preference", dataset
+    created = start_aws_job(client, user, credential_id, stage="dpo", dataset_id=dataset["id"])
     assert created["instance_type"] == "g5.xlarge"  # the cheapest AWS machine that fits
     config = client.get(f"/api/v1/jobs/{created['id']}/config", headers=user.headers).text
     assert f"base_model: {HUB_ID}" in config  # a cloud node downloads it from the hub

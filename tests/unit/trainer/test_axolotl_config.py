@@ -145,3 +145,11 @@ def test_a_suggested_hub_dataset_is_loaded_by_axolotl_on_the_node() -> None:
     with pytest.raises(InvalidInput) as refused:
         catalogue.get_suggested_dataset("someone/private-data")
     assert refused.value.code == "unknown_hub_dataset"
+
+
+def test_eval_steps_only_where_there_is_an_eval_set() -> None:
+    # Axolotl 0.19 refuses eval_steps with val_set_size 0 and no test_datasets.
+    assert "eval_steps" in ac.build_config(spec(stage="sft"))
+    assert "eval_steps" not in ac.build_config(spec(stage="sft", eval_rows=0))
+    for stage in ("dpo", "orpo"):
+        assert "eval_steps" not in ac.build_config(spec(stage=stage))
