@@ -17,6 +17,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,10 @@ GSM8K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
 MODELS_DIR = Path(__file__).resolve().parents[1] / ".forgeline" / "test-models"
 
 
-def events(api: Api, job_id: str) -> list[tuple[str, dict[str, Any]]]:
-    seen: list[tuple[str, dict[str, Any]]] = []
+def stream_events(api: Api, job_id: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """The job's events (SSE) as (event id, kind, payload) until the stream ends, logging
+    steps and states. The id is the Redis stream id, `<ms>-<seq>`: when the platform
+    recorded the event (empty on the closing state the gateway adds itself)."""
     with api.http.stream(
         "GET",
         f"/api/v1/jobs/{job_id}/events",
@@ -38,21 +41,39 @@ def events(api: Api, job_id: str) -> list[tuple[str, dict[str, Any]]]:
         timeout=httpx.Timeout(30, read=300),
     ) as response:
         response.raise_for_status()
-        kind, data = "message", ""
+        event_id, kind, data = "", "message", ""
         for line in response.iter_lines():
-            if line.startswith("event: "):
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("event: "):
                 kind = line[7:]
             elif line.startswith("data: "):
                 data = line[6:]
             elif line == "" and data:
                 payload = json.loads(data)
-                seen.append((kind, payload))
                 if kind == "progress":
                     log(f"step {payload['step']}/{payload['max_steps']} loss {payload['loss']:.3f}")
                 elif kind == "state":
                     log(f"state: {payload['state']}")
-                kind, data = "message", ""
-    return seen
+                yield event_id, kind, payload
+                event_id, kind, data = "", "message", ""
+
+
+def events(api: Api, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(kind, payload) for _, kind, payload in stream_events(api, job_id)]
+
+
+def upload_dataset(api: Api, name: str, content: bytes) -> dict[str, Any]:
+    """Upload a dataset file and wait for its inspection to end; the dataset as the API
+    shows it."""
+    dataset: dict[str, Any] = api.http.post(
+        "/api/v1/datasets", files={"file": (name, content)}, headers=api.headers
+    ).json()
+    while dataset["state"] == "inspecting":
+        time.sleep(1)
+        dataset = api.http.get(f"/api/v1/datasets/{dataset['id']}", headers=api.headers).json()
+    log(f"dataset: {dataset['state']}, {dataset['valid_rows']} rows")
+    return dataset
 
 
 def main() -> None:
@@ -67,13 +88,7 @@ def main() -> None:
     models = ensure_hf_model(MODELS_DIR)  # converted once, shared with the tests
     with platform(args.keep_data, TRAINER_MODELS_DIR=str(models.parent)) as running:
         api = Api(running.url)
-        dataset = api.http.post(
-            "/api/v1/datasets", files={"file": ("gsm8k-train.jsonl", slice_)}, headers=api.headers
-        ).json()
-        while dataset["state"] == "inspecting":
-            time.sleep(1)
-            dataset = api.http.get(f"/api/v1/datasets/{dataset['id']}", headers=api.headers).json()
-        log(f"dataset: {dataset['state']}, {dataset['valid_rows']} rows")
+        dataset = upload_dataset(api, "gsm8k-train.jsonl", slice_)
         started = time.perf_counter()
         job = api.http.post(
             "/api/v1/jobs",
