@@ -211,6 +211,7 @@ class JobRunner:
                 "checkpoint": self._url("put_object", prefix + "checkpoint.tar.gz"),
                 "adapter": self._url("put_object", prefix + "artefacts/adapter.tar.gz"),
                 "merged": self._url("put_object", prefix + "artefacts/merged.tar.gz"),
+                "wandb": self._url("put_object", prefix + "artefacts/wandb.tar.gz"),
             },
             "evaluation": self._evaluation(job),
         }

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from tests.factories import make_user
 from tests.integration.conftest import Stack
@@ -181,3 +183,77 @@ def test_the_catalogue_and_cloud_estimates(stack: Stack, client: httpx.Client) -
     )
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "unknown_base_model"
+
+
+def jsonl(*rows: object) -> bytes:
+    return ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
+
+
+def zipped(**files: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name.replace("_", "."), data)
+    return buffer.getvalue()
+
+
+USER, REPLY = {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}
+SUM, HI = {"instruction": "Add 2 and 3.", "output": "5"}, {"instruction": "Say hi", "output": "hi"}
+TALK = {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo"}]}
+TALK2 = {"conversations": [{"from": "human", "value": "Hey"}, {"from": "gpt", "value": "Hi"}]}
+FIRE = {"prompt": "Is fire hot?", "chosen": "Yes.", "rejected": "No."}
+# (format, file name, a good file, a bad file, the line of the bad row, words of its problem)
+EVERY_FORMAT = [
+    ("alpaca", "a.jsonl",
+     jsonl(SUM, HI), jsonl(SUM, {**HI, "output": ""}),
+     2, "output"),
+    ("chat", "c.jsonl",
+     jsonl({"messages": [USER, REPLY]}, {"messages": [{**USER, "content": "Hey"}, REPLY]}),
+     jsonl({"messages": [USER, REPLY]}, {"messages": [USER, REPLY, USER]}),
+     2, "ends with a 'user' message"),
+    ("sharegpt", "s.jsonl",
+     jsonl(TALK, TALK2),
+     jsonl(TALK, {"conversations": [{"from": "human"}, {"from": "gpt", "value": "Yo"}]}),
+     2, "no 'value'"),
+    ("preference", "p.jsonl",
+     jsonl(FIRE, {**FIRE, "prompt": "Is the sun hot?"}),
+     jsonl(FIRE,
+           {"prompt": "Is ice cold?", "chosen": "Yes.", "rejected": "Yes."}),
+     2, "same"),
+    ("text", "t.jsonl",
+     jsonl({"text": "Forgeline trains models."}, {"text": "It runs on your machine."}),
+     jsonl({"text": "Forgeline trains models."}, {"text": ""}),
+     2, "empty"),
+    ("documents", "d.zip",
+     zipped(notes_txt=b"Quarterly revenue grew.", more_md=b"# Costs\nCosts fell."),
+     zipped(notes_txt=b"Quarterly revenue grew.", broken_pdf=b"%PDF-1.7 this is not a pdf"),
+     2, "broken.pdf"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fmt", "file_name", "good", "bad", "bad_line", "words"),
+    EVERY_FORMAT,
+    ids=[case[0] for case in EVERY_FORMAT],
+)
+def test_a_good_and_a_bad_file_of_every_format(
+    client: httpx.Client,
+    fmt: str,
+    file_name: str,
+    good: bytes,
+    bad: bytes,
+    bad_line: int,
+    words: str,
+) -> None:
+    user = make_user(client)
+    ready = inspected(client, user, upload(client, user, file_name, good, name="good").json()["id"])
+    assert ready["state"] == "ready", ready
+    assert ready["format"] == ("text" if fmt == "documents" else fmt), ready
+    assert ready["problem_count"] == 0 and ready["valid_rows"] == 2
+
+    checked = inspected(client, user, upload(client, user, file_name, bad, name="bad").json()["id"])
+    assert checked["valid_rows"] == 1 and checked["problem_count"] == 1, checked
+    problem = checked["problems"][0]
+    assert problem["line"] == bad_line, problem
+    assert words in (problem["message"] + " " + str(problem.get("field"))), problem
+    assert problem["fix"]  # and the user is told what to do about it

@@ -134,6 +134,9 @@ def test_a_lora_job_trains_evaluates_and_registers_a_model(
     with tarfile.open(fileobj=io.BytesIO(adapter)) as archive:
         assert {"adapter_model.safetensors", "adapter_config.json"} <= set(archive.getnames())
     assert s3.head_object(Bucket="forgeline", Key=prefix + "merged.tar.gz")["ContentLength"] > 1e8
+    wandb = s3.get_object(Bucket="forgeline", Key=prefix + "wandb.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(wandb)) as archive:  # the offline run, for wandb sync
+        assert any("offline-run-" in name for name in archive.getnames())
 
     # Reconnecting with Last-Event-ID continues after that event.
     middle = events[len(events) // 2][0]

@@ -328,6 +328,10 @@ def run(manifest: dict[str, Any], workdir: Path) -> int:
         )
         upload(uploads["merged"], archive)
         sizes["merged_bytes"] = archive.stat().st_size
+        runs = workdir / "wandb"
+        if uploads.get("wandb") and runs.is_dir() and any(runs.iterdir()):
+            # The offline wandb run, kept with the job: `wandb sync` uploads it any time.
+            upload(uploads["wandb"], tar_folder(runs, workdir / "wandb.tar.gz"))
         reporter.event("artefacts", **sizes)
         reporter.event("done")
         reporter.flush()
