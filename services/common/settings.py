@@ -46,6 +46,7 @@ class BaseServiceSettings(BaseSettings):
     rag_grpc_address: str = "127.0.0.1:50052"
     indexer_grpc_address: str = "127.0.0.1:50053"
     trainer_grpc_address: str = "127.0.0.1:50054"
+    deployer_grpc_address: str = "127.0.0.1:50055"
     # Chroma: a server (`chroma run`) when set; otherwise a persistent folder under data_dir,
     # which only one process may open.
     chroma_url: str | None = None

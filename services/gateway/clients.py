@@ -10,6 +10,7 @@ import grpc
 from forgeline.v1 import (
     auth_pb2,
     auth_pb2_grpc,
+    deployer_pb2_grpc,
     indexer_pb2,
     indexer_pb2_grpc,
     rag_pb2,
@@ -292,3 +293,17 @@ class TrainerClient:
 
     async def call(self, rpc: str, request: Any) -> Any:
         return await _call(getattr(self._stub, rpc), request, service="trainer")
+
+
+class DeployerClient:
+    """Deployments and the lookup of a caller's `model`. One generic call, like the trainer's."""
+
+    def __init__(self, address: str, *, deadline_seconds: float) -> None:
+        self._channel = aio_channel(address, deadline_seconds=deadline_seconds)
+        self._stub = deployer_pb2_grpc.DeployerServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def call(self, rpc: str, request: Any) -> Any:
+        return await _call(getattr(self._stub, rpc), request, service="deployer")

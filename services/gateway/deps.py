@@ -9,7 +9,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from forgeline.v1 import auth_pb2
 
 from services.common.errors import PermissionDenied, Unauthenticated
-from services.gateway.clients import AuthClient, IndexerClient, RagClient, TrainerClient
+from services.gateway.clients import (
+    AuthClient,
+    DeployerClient,
+    IndexerClient,
+    RagClient,
+    TrainerClient,
+)
 from services.gateway.settings import GatewaySettings
 from services.gateway.token_cache import TokenCache
 
@@ -47,6 +53,11 @@ def get_trainer(request: Request) -> TrainerClient:
     return client
 
 
+def get_deployer(request: Request) -> DeployerClient:
+    client: DeployerClient = request.app.state.deployer
+    return client
+
+
 def get_storage(request: Request) -> Any:
     """The platform's S3 client (boto3, thread-safe; call it from a worker thread)."""
     return request.app.state.s3
@@ -59,6 +70,7 @@ RagDep = Annotated[RagClient, Depends(get_rag)]
 IndexerDep = Annotated[IndexerClient, Depends(get_indexer)]
 TrainerDep = Annotated[TrainerClient, Depends(get_trainer)]
 StorageDep = Annotated[Any, Depends(get_storage)]
+DeployerDep = Annotated[DeployerClient, Depends(get_deployer)]
 
 
 def bearer_token(

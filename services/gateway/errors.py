@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.errors import ForgelineError
 from services.common.logging import get_logger
+from services.gateway.inference import is_openai_path, openai_error
 
 log = get_logger(__name__)
 
@@ -22,8 +23,15 @@ _HTTP_CODES = {
 
 
 def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    request: Request | None = None,
 ) -> JSONResponse:
+    # The OpenAI-compatible routes answer in OpenAI's error shape, which its clients parse.
+    if request is not None and is_openai_path(request.url.path):
+        return openai_error(status, code, message, headers)
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
@@ -35,31 +43,33 @@ def _describe(exc: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'is not valid')}"
 
 
-async def _forgeline_error(_: Request, exc: Exception) -> JSONResponse:
+async def _forgeline_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ForgelineError)
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     if exc.http_status == HTTPStatus.UNAUTHORIZED:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
-    return error_response(exc.http_status, exc.code, exc.message, headers)
+    return error_response(exc.http_status, exc.code, exc.message, headers, request)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, "invalid_request", _describe(exc))
+    return error_response(422, "invalid_request", _describe(exc), request=request)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code, message = _HTTP_CODES.get(
         exc.status_code,
         (HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"), str(exc.detail)),
     )
-    return error_response(exc.status_code, code, message, exc.headers)
+    return error_response(exc.status_code, code, message, exc.headers, request)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path)
-    return error_response(500, "internal_error", "Something went wrong on our side.")
+    return error_response(
+        500, "internal_error", "Something went wrong on our side.", request=request
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

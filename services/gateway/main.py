@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -15,8 +16,15 @@ from fastapi.staticfiles import StaticFiles
 from services.common.logging import setup_logging
 from services.common.storage import s3_client
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
-from services.gateway.clients import AuthClient, IndexerClient, RagClient, TrainerClient
+from services.gateway.clients import (
+    AuthClient,
+    DeployerClient,
+    IndexerClient,
+    RagClient,
+    TrainerClient,
+)
 from services.gateway.errors import install_error_handlers
+from services.gateway.inference import ModelCache
 from services.gateway.middleware import AccessLog, BodySizeLimit
 from services.gateway.routes import (
     admin,
@@ -25,7 +33,9 @@ from services.gateway.routes import (
     base_models,
     credentials,
     datasets,
+    deployments,
     health,
+    inference,
     jobs,
     knowledge_bases,
     me,
@@ -42,7 +52,7 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     modules = (
         auth, oauth, me, api_keys, admin, knowledge_bases, datasets, base_models, jobs,
-        credentials,
+        credentials, deployments,
     )  # fmt: skip
     for module in modules:
         router.include_router(module.router)
@@ -69,6 +79,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.trainer = TrainerClient(
             settings.trainer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
         )
+        app.state.deployer = DeployerClient(
+            settings.deployer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+        )
+        app.state.model_cache = ModelCache(settings.model_cache_ttl_seconds)
+        # To the deployments' servers: generations take long, and streams stay open.
+        app.state.inference_http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.inference_timeout_seconds, connect=5.0),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            trust_env=False,
+        )
         app.state.s3 = s3_client(settings)
         # Job event streams block on XREAD for seconds: the socket must wait longer.
         app.state.redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=60)
@@ -86,6 +106,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await app.state.rag.close()
             await app.state.indexer.close()
             await app.state.trainer.close()
+            await app.state.deployer.close()
+            await app.state.inference_http.aclose()
             await app.state.redis.aclose()
             shutdown_telemetry()
 
@@ -99,6 +121,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router())
+    app.include_router(inference.router)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,

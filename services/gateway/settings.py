@@ -20,3 +20,7 @@ class GatewaySettings(BaseServiceSettings):
     # Each file uploaded to a knowledge base (a zip counts as one file) may be this large.
     # Upload routes are exempt from max_request_bytes and stream to the object store.
     max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1)
+    # OpenAI-compatible routes: how long a resolved `model` -> server is reused, and how
+    # long a generation may take before the gateway gives up on it.
+    model_cache_ttl_seconds: float = Field(5.0, ge=0, le=300)
+    inference_timeout_seconds: float = Field(600.0, ge=1)

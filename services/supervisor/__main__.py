@@ -111,6 +111,8 @@ class Stack:
             "INDEXER_WEBHOOK_PORT": str(s.indexer_webhook_port),
             "TRAINER_GRPC_ADDRESS": f"127.0.0.1:{s.trainer_grpc_port}",
             "TRAINER_GRPC_BIND": f"127.0.0.1:{s.trainer_grpc_port}",
+            "DEPLOYER_GRPC_ADDRESS": f"127.0.0.1:{s.deployer_grpc_port}",
+            "DEPLOYER_GRPC_BIND": f"127.0.0.1:{s.deployer_grpc_port}",
             "GATEWAY_HOST": s.gateway_host,
             "GATEWAY_PORT": str(s.gateway_port),
             "PUBLIC_URL": self.public_url,
@@ -204,6 +206,12 @@ class Stack:
             ready=lambda: _grpc_serving(self.env["TRAINER_GRPC_ADDRESS"]),
         )
         self._start(
+            "deployer",
+            [python, "-m", "services.deployer"],
+            echo=True,
+            ready=lambda: _grpc_serving(self.env["DEPLOYER_GRPC_ADDRESS"]),
+        )
+        self._start(
             "worker",
             [
                 python, "-m", "celery", "-A", "services.indexer.tasks", "worker",
@@ -220,6 +228,19 @@ class Stack:
                 python, "-m", "celery", "-A", "services.trainer.tasks", "worker",
                 "--queues", "training", "--concurrency", "1", "--hostname", "trainer@%h",
                 "--loglevel", "INFO",
+            ],
+            echo=True,
+            ready="ready.",
+            restartable=True,
+        )  # fmt: skip
+        # Threads: a start waits minutes for a server and a stop must not queue behind it.
+        # The vLLM servers are the worker's children, in its process group.
+        self._start(
+            "deployer-worker",
+            [
+                python, "-m", "celery", "-A", "services.deployer.tasks", "worker",
+                "--queues", "deploy", "--pool", "threads", "--concurrency", "4",
+                "--hostname", "deployer@%h", "--loglevel", "INFO",
             ],
             echo=True,
             ready="ready.",
@@ -244,6 +265,10 @@ class Stack:
                 continue
             if process.restartable and process.restarts < MAX_RESTARTS:
                 process.restarts += 1
+                # What the dead worker started (training, vLLM servers) is in its process
+                # group; it goes too, so no orphan holds memory or a port. The work is
+                # redelivered or restarted by its service.
+                process.stop(grace=0)
                 print(f"\n{process.name} stopped unexpectedly; restarting it", flush=True)
                 process.start()
                 continue

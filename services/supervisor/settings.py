@@ -14,6 +14,7 @@ class SupervisorSettings(BaseServiceSettings):
     indexer_grpc_port: int = 50053
     indexer_webhook_port: int = 8091
     trainer_grpc_port: int = 50054
+    deployer_grpc_port: int = 50055
     # Only used when REDIS_URL / S3_ENDPOINT_URL are not set. SeaweedFS also takes the
     # 12 ports just above the S3 port.
     embedded_redis_port: int = 6390

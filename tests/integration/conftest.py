@@ -116,6 +116,9 @@ def stack(
             "TRAINER_AWS_IMAGE_ID": "ami-0forgelinetest",
             "TRAINER_GCP_API_ENDPOINT": gce.url,
             "REAPER_INTERVAL_SECONDS": "3",
+            # Deployments: a dead server is noticed within two seconds, not fifteen.
+            "DEPLOYER_HEALTH_INTERVAL_SECONDS": "1",
+            "DEPLOYER_HEALTH_FAILURES": "2",
         }
         if database_url:
             overrides["DATABASE_URL"] = database_url

@@ -68,6 +68,7 @@ def platform_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         "RAG_GRPC_PORT": str(free_port()),
         "INDEXER_GRPC_PORT": str(free_port()),
         "TRAINER_GRPC_PORT": str(free_port()),
+        "DEPLOYER_GRPC_PORT": str(free_port()),
         "INDEXER_WEBHOOK_PORT": str(free_port()),
         "EMBEDDED_CHROMA_PORT": str(free_port()),
         "EMBEDDED_REDIS_PORT": str(free_port()),

@@ -1,0 +1,3 @@
+from services.deployer.server import main
+
+main()

@@ -1,0 +1,184 @@
+"""DeployerService over gRPC: proto <-> domain only. Every request names its owner and
+every query filters by it; another user's deployment answers exactly like a missing one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from forgeline.v1 import deployer_pb2, deployer_pb2_grpc
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from services.common.db import get_owned, list_owned, session_scope
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.timestamps import to_timestamp
+from services.deployer import lifecycle
+from services.deployer.catalogue import TrainerCatalogue
+from services.deployer.local import log_tail
+from services.deployer.models import Deployment
+from services.deployer.runner import log_path
+from services.deployer.settings import DeployerSettings
+from services.deployer.states import (
+    LIVE,
+    READY,
+    check_target,
+    choose_name,
+    upstream_served_name,
+)
+
+DEFAULT_LOG_LINES = 200
+MAX_LOG_LINES = 2000
+
+
+def to_proto(d: Deployment) -> deployer_pb2.Deployment:
+    return deployer_pb2.Deployment(
+        id=d.id,
+        owner_id=d.owner_id,
+        name=d.name,
+        base_model=d.base_model,
+        model_version_id=d.model_version_id,
+        target=d.target,
+        state=d.state,
+        status_message=d.status_message,
+        failure_code=d.failure_code,
+        failure_reason=d.failure_reason,
+        restarts=d.restarts,
+        created_at=to_timestamp(d.created_at),
+        updated_at=to_timestamp(d.updated_at),
+        ready_at=to_timestamp(d.ready_at),
+    )
+
+
+def not_found() -> NotFound:
+    return NotFound("deployment_not_found", "There is no such deployment.")
+
+
+def pick(rows: list[Deployment], model: str) -> Deployment | None:
+    """The deployment a `model` names: by name or id, a live one before an ended one, the
+    newest first (a name is free again once its deployment has ended)."""
+    matching = [r for r in rows if model in (r.name, r.id)]
+    matching.sort(key=lambda r: (r.state in LIVE, r.created_at), reverse=True)
+    return matching[0] if matching else None
+
+
+class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: ignore[misc]
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: DeployerSettings,
+        trainer: TrainerCatalogue,
+        enqueue_start: Callable[[str, int], None],
+        enqueue_stop: Callable[[str], None],
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.trainer = trainer
+        self.enqueue_start = enqueue_start
+        self.enqueue_stop = enqueue_stop
+
+    def CreateDeployment(
+        self, request: deployer_pb2.CreateDeploymentRequest, context: grpc.ServicerContext
+    ) -> deployer_pb2.Deployment:
+        target = check_target(request.target)
+        if bool(request.base_model) == bool(request.model_version_id):
+            raise InvalidInput(
+                "invalid_model_choice", "Name either a base_model or a model_version_id."
+            )
+        if request.base_model:
+            model = self.trainer.base_model(request.base_model)
+            if target == "local" and not model.available_locally:
+                raise InvalidInput(
+                    "model_not_available_locally",
+                    f"The weights of {model.id!r} are not on this machine, so it cannot be "
+                    "deployed locally.",
+                )
+            default_name = model.id
+        else:
+            version = self.trainer.model_version(request.owner_id, request.model_version_id)
+            default_name = version.name or version.id
+        with session_scope(self.engine) as db:
+            live = db.exec(
+                select(Deployment.name).where(
+                    Deployment.owner_id == request.owner_id,
+                    Deployment.state.in_(LIVE),  # type: ignore[attr-defined]
+                )
+            ).all()
+            if len(live) >= self.settings.deployer_max_per_user:
+                raise Conflict(
+                    "too_many_deployments",
+                    f"You already have {len(live)} live deployments, the most allowed; stop "
+                    "one first.",
+                )
+            row = Deployment(
+                owner_id=request.owner_id,
+                name=choose_name(request.name.strip(), default_name, set(live)),
+                base_model=request.base_model,
+                model_version_id=request.model_version_id,
+                target=target,
+                status_message="Waiting for a worker",
+            )
+            db.add(row)
+        self.enqueue_start(row.id, row.attempt)
+        return to_proto(row)
+
+    def ListDeployments(
+        self, request: deployer_pb2.ListDeploymentsRequest, context: grpc.ServicerContext
+    ) -> deployer_pb2.ListDeploymentsResponse:
+        with session_scope(self.engine) as db:
+            rows = list_owned(db, Deployment, request.owner_id, newest_first=True)
+        return deployer_pb2.ListDeploymentsResponse(deployments=[to_proto(r) for r in rows])
+
+    def GetDeployment(
+        self, request: deployer_pb2.GetDeploymentRequest, context: grpc.ServicerContext
+    ) -> deployer_pb2.Deployment:
+        return to_proto(self._owned(request.owner_id, request.id))
+
+    def StopDeployment(
+        self, request: deployer_pb2.StopDeploymentRequest, context: grpc.ServicerContext
+    ) -> deployer_pb2.Deployment:
+        row = lifecycle.request_stop(self.engine, request.id, request.owner_id)
+        if row is None:
+            raise not_found()
+        if row.state == "stopping":
+            self.enqueue_stop(row.id)
+        return to_proto(row)
+
+    def GetDeploymentLogs(
+        self, request: deployer_pb2.GetDeploymentLogsRequest, context: grpc.ServicerContext
+    ) -> deployer_pb2.DeploymentLogs:
+        row = self._owned(request.owner_id, request.id)
+        lines = min(request.tail_lines or DEFAULT_LOG_LINES, MAX_LOG_LINES)
+        return deployer_pb2.DeploymentLogs(lines=log_tail(log_path(self.settings, row.id), lines))
+
+    def ResolveModel(
+        self, request: deployer_pb2.ResolveModelRequest, context: grpc.ServicerContext
+    ) -> deployer_pb2.ResolvedModel:
+        with session_scope(self.engine) as db:
+            rows = list(
+                db.exec(
+                    select(Deployment).where(
+                        Deployment.owner_id == request.owner_id,
+                        (Deployment.name == request.model) | (Deployment.id == request.model),
+                    )
+                ).all()
+            )
+        row = pick(rows, request.model)
+        if row is None:
+            raise NotFound(
+                "model_not_found",
+                f"The model {request.model!r} does not exist or you do not have access to it.",
+            )
+        return deployer_pb2.ResolvedModel(
+            deployment=to_proto(row),
+            upstream_url=row.upstream_url if row.state == READY else "",
+            served_name=upstream_served_name(row.name),
+        )
+
+    def _owned(self, owner_id: str, deployment_id: str) -> Deployment:
+        with session_scope(self.engine) as db:
+            row = get_owned(db, Deployment, owner_id, deployment_id)
+        if row is None:
+            raise not_found()
+        return row

@@ -1,0 +1,49 @@
+"""Settings of the deployer (on top of the shared ones)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from pydantic import Field
+
+from services.common.settings import BaseServiceSettings
+
+# vLLM on a CPU: float32 (no native bf16 on most CPUs, and 3-5x faster than emulated bf16),
+# eager mode (skips a minutes-long torch.compile at start-up), a context that fits the
+# KV cache below.
+DEFAULT_VLLM_ARGS = "--dtype float32 --enforce-eager --max-model-len 2048"
+
+
+class DeployerSettings(BaseServiceSettings):
+    deployer_grpc_bind: str = "127.0.0.1:50055"
+    # Base models on this machine: the same folder (and variable) the trainer uses, so the
+    # bundled model is converted once for both.
+    trainer_models_dir: Path | None = None
+    # Logs of the servers and the unpacked fine-tuned models they serve.
+    deployer_dir: Path | None = None
+    # Local servers listen on this address (and the gateway reaches them there).
+    deployer_local_host: str = "127.0.0.1"
+    # Extra arguments of every local `vllm serve`, and the KV cache size (GiB) on a CPU.
+    deployer_vllm_args: str = DEFAULT_VLLM_ARGS
+    deployer_vllm_kv_cache_gb: int = Field(2, ge=1)
+    # Health checks: how often, how many failures in a row make a server dead, how long a
+    # start may take, and how many failed restarts in a row give a deployment up.
+    deployer_health_interval_seconds: float = Field(5.0, gt=0)
+    deployer_health_failures: int = Field(3, ge=1)
+    deployer_start_timeout_seconds: float = Field(600.0, ge=10)
+    deployer_max_failed_restarts: int = Field(3, ge=1)
+    # Live deployments one user may have at once (each local one holds gigabytes of memory).
+    deployer_max_per_user: int = Field(3, ge=1)
+
+    @property
+    def models_dir(self) -> Path:
+        return (self.trainer_models_dir or self.data_dir / "models").absolute()
+
+    @property
+    def work_dir(self) -> Path:
+        return (self.deployer_dir or self.data_dir / "deployer").absolute()
+
+    @property
+    def vllm_args(self) -> list[str]:
+        return shlex.split(self.deployer_vllm_args)

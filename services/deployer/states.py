@@ -1,0 +1,113 @@
+"""The life of a deployment, as pure rules: which state may follow which, what a name may
+look like, and what a failed start means. No database, no processes: unit-tested alone.
+
+    pending -> starting -> ready -> stopping -> stopped
+                  ^          |
+                  +----------+  (the server died: restarted, `restarts` counted)
+    any live state -> failed (a first start that failed, or too many failed restarts)
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from services.common.errors import InvalidInput
+
+PENDING = "pending"
+STARTING = "starting"
+READY = "ready"
+STOPPING = "stopping"
+STOPPED = "stopped"
+FAILED = "failed"
+STATES = (PENDING, STARTING, READY, STOPPING, STOPPED, FAILED)
+# States with (or about to have) a server; a name is taken while a deployment is in one.
+LIVE = frozenset({PENDING, STARTING, READY, STOPPING})
+ENDED = frozenset({STOPPED, FAILED})
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    PENDING: frozenset({STARTING, STOPPING, FAILED}),
+    STARTING: frozenset({STARTING, READY, STOPPING, FAILED}),
+    READY: frozenset({STARTING, STOPPING, FAILED}),
+    STOPPING: frozenset({STOPPED}),
+    STOPPED: frozenset(),
+    FAILED: frozenset({STOPPING, STOPPED}),
+}
+
+TARGETS = ("local", "aws", "gcp")
+AVAILABLE_TARGETS = frozenset({"local"})
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+def can_move(current: str, new: str) -> bool:
+    return new in TRANSITIONS.get(current, frozenset())
+
+
+def check_target(target: str) -> str:
+    """The target, or a clear 422: unknown ones, and cloud ones this release cannot serve on."""
+    target = target or "local"
+    if target not in TARGETS:
+        raise InvalidInput(
+            "invalid_target", f"There is no target {target!r}. Choose one of: local, aws, gcp."
+        )
+    if target not in AVAILABLE_TARGETS:
+        raise InvalidInput(
+            "target_not_available",
+            f"Deploying to {target} is not available yet; deploy on this machine (local).",
+        )
+    return target
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise InvalidInput(
+            "invalid_deployment_name",
+            "A deployment name is 1-64 letters, digits, '.', '_', ':' or '-', "
+            "and starts with a letter or digit.",
+        )
+    return name
+
+
+def slug(text: str) -> str:
+    """A name-safe form of a model's name ("My tutor v2" -> "my-tutor-v2")."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip().lower()).strip("-._")
+    return cleaned[:48] or "model"
+
+
+def choose_name(wanted: str, default: str, taken: set[str]) -> str:
+    """The name asked for (refused if taken), or the model's own name, made unique."""
+    if wanted:
+        check_name(wanted)
+        if wanted in taken:
+            raise InvalidInput(
+                "deployment_name_taken",
+                f"You already have a live deployment named {wanted!r}; stop it or pick "
+                "another name.",
+            )
+        return wanted
+    base = slug(default)
+    if base not in taken:
+        return base
+    while True:
+        candidate = f"{base}-{secrets.token_hex(2)}"
+        if candidate not in taken:
+            return candidate
+
+
+def after_failed_start(*, was_ready_before: bool, failed_restarts: int, max_failed: int) -> str:
+    """What a start that did not reach `ready` leads to.
+
+    A first start that fails ends the deployment: a model that does not load will not load
+    on the next try either, and retrying costs minutes. A server that was ready and died is
+    restarted, until `max_failed` restarts in a row have failed.
+    """
+    if not was_ready_before:
+        return FAILED
+    return FAILED if failed_restarts >= max_failed else STARTING
+
+
+def upstream_served_name(deployment_name: str) -> str:
+    """The name the server answers to: the deployment's own, so responses (streamed ones
+    included, passed through untouched) carry the name the caller used."""
+    return deployment_name

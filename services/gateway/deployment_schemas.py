@@ -1,0 +1,91 @@
+"""REST models for deployments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from forgeline.v1 import deployer_pb2
+from pydantic import BaseModel, Field, model_validator
+
+from services.gateway.schemas import _dt
+
+DeploymentState = Literal["pending", "starting", "ready", "stopping", "stopped", "failed"]
+
+
+class DeploymentCreate(BaseModel):
+    """Deploy a catalogue base model or one of your fine-tuned model versions."""
+
+    base_model: str | None = Field(
+        None,
+        max_length=100,
+        description="A base model id from GET /api/v1/base-models, e.g. smollm2-135m-instruct "
+        "(the bundled one, on this machine).",
+    )
+    model_version_id: str | None = Field(None, max_length=64)
+    name: str | None = Field(
+        None,
+        max_length=64,
+        description="What you pass as `model` to /v1/chat/completions; default: the model's "
+        "name, made unique among your live deployments.",
+        examples=["tutor"],
+    )
+    target: Literal["local", "aws", "gcp"] = "local"
+
+    @model_validator(mode="after")
+    def _one_model(self) -> DeploymentCreate:
+        if bool(self.base_model) == bool(self.model_version_id):
+            raise ValueError("name either base_model or model_version_id")
+        return self
+
+    def to_proto(self, owner_id: str) -> deployer_pb2.CreateDeploymentRequest:
+        return deployer_pb2.CreateDeploymentRequest(
+            owner_id=owner_id,
+            name=self.name or "",
+            base_model=self.base_model or "",
+            model_version_id=self.model_version_id or "",
+            target=self.target,
+        )
+
+
+class DeploymentPublic(BaseModel):
+    id: str
+    name: str = Field(description="The `model` to name in OpenAI-compatible calls.")
+    base_model: str | None
+    model_version_id: str | None
+    target: str
+    state: DeploymentState
+    status_message: str = Field(description="What is happening now, in a sentence.")
+    failure_code: str | None
+    failure_reason: str | None
+    restarts: int = Field(description="How often the server was restarted after it died.")
+    created_at: datetime | None
+    updated_at: datetime | None
+    ready_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, d: deployer_pb2.Deployment) -> DeploymentPublic:
+        return cls(
+            id=d.id,
+            name=d.name,
+            base_model=d.base_model or None,
+            model_version_id=d.model_version_id or None,
+            target=d.target,
+            state=d.state,
+            status_message=d.status_message,
+            failure_code=d.failure_code or None,
+            failure_reason=d.failure_reason or None,
+            restarts=d.restarts,
+            created_at=_dt(d.created_at, d.HasField("created_at")),
+            updated_at=_dt(d.updated_at, d.HasField("updated_at")),
+            ready_at=_dt(d.ready_at, d.HasField("ready_at")),
+        )
+
+
+class DeploymentsPublic(BaseModel):
+    data: list[DeploymentPublic]
+    count: int
+
+
+class DeploymentLogsPublic(BaseModel):
+    lines: list[str]

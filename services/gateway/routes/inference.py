@@ -1,0 +1,167 @@
+"""The OpenAI-compatible API at `/v1`: point any OpenAI client at `<PUBLIC_URL>/v1` with a
+Forgeline API key (or access token) and name one of your deployments as `model`.
+
+`/v1/models` lists your ready deployments; `/v1/chat/completions` and `/v1/completions` go
+to the deployment's server, streamed (`"stream": true`, server-sent events) or not. Errors
+use OpenAI's shape, `{"error": {"message", "type", "code"}}`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from forgeline.v1 import deployer_pb2
+
+from services.common.errors import InvalidInput, Unavailable
+from services.gateway.deps import CurrentPrincipal, DeployerDep
+from services.gateway.inference import ModelCache, Upstream, UpstreamStream
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+# Headers of the upstream's answer not to copy: the body is re-framed by our server.
+_HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding"}
+
+
+@router.get("/models")
+async def list_models(principal: CurrentPrincipal, deployer: DeployerDep) -> dict[str, Any]:
+    """Your ready deployments, as OpenAI models; `id` is what you pass as `model`."""
+    reply = await deployer.call(
+        "ListDeployments", deployer_pb2.ListDeploymentsRequest(owner_id=principal.user.id)
+    )
+    return {
+        "object": "list",
+        "data": [_model(d) for d in reply.deployments if d.state == "ready"],
+    }
+
+
+@router.get("/models/{model:path}")
+async def get_model(
+    model: str, principal: CurrentPrincipal, deployer: DeployerDep
+) -> dict[str, Any]:
+    reply = await deployer.call(
+        "ResolveModel", deployer_pb2.ResolveModelRequest(owner_id=principal.user.id, model=model)
+    )
+    return _model(reply.deployment)
+
+
+def _model(d: deployer_pb2.Deployment) -> dict[str, Any]:
+    return {
+        "id": d.name,
+        "object": "model",
+        "created": d.created_at.seconds,
+        "owned_by": "you",
+    }
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    request: Request, principal: CurrentPrincipal, deployer: DeployerDep
+) -> Response:
+    """OpenAI chat completions, passed to your deployment's vLLM server."""
+    return await _forward(request, principal.user.id, deployer, "chat/completions")
+
+
+@router.post("/completions", response_model=None)
+async def completions(
+    request: Request, principal: CurrentPrincipal, deployer: DeployerDep
+) -> Response:
+    """OpenAI (legacy) text completions, passed to your deployment's vLLM server."""
+    return await _forward(request, principal.user.id, deployer, "completions")
+
+
+async def _read_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidInput("invalid_request", "The body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidInput("invalid_request", "Name the model to use in 'model'.")
+    if body.get("answer_from_doc"):
+        raise InvalidInput(
+            "answer_from_doc_not_available",
+            "Answers grounded in your documents (answer_from_doc) are not available on this "
+            "endpoint yet; use POST /api/v1/kbs/{id}/query.",
+        )
+    body.pop("answer_from_doc", None)
+    return body
+
+
+def not_ready(model: str, state: str) -> Unavailable:
+    return Unavailable(
+        "deployment_not_ready",
+        f"The deployment {model!r} is {state}, not ready; try again once it is ready.",
+    )
+
+
+async def _resolve(owner_id: str, model: str, deployer: DeployerDep, cache: ModelCache) -> Upstream:
+    async def lookup() -> Upstream:
+        reply = await deployer.call(
+            "ResolveModel", deployer_pb2.ResolveModelRequest(owner_id=owner_id, model=model)
+        )
+        if reply.deployment.state != "ready" or not reply.upstream_url:
+            raise not_ready(model, reply.deployment.state)
+        return Upstream(reply.deployment.id, reply.upstream_url, reply.served_name)
+
+    return await cache.resolve(owner_id, model, lookup)
+
+
+async def _forward(request: Request, owner_id: str, deployer: DeployerDep, path: str) -> Response:
+    body = await _read_body(request)
+    model = body["model"]
+    cache: ModelCache = request.app.state.model_cache
+    client: httpx.AsyncClient = request.app.state.inference_http
+    upstream = await _resolve(owner_id, model, deployer, cache)
+    try:
+        response = await _send(client, upstream, path, body)
+    except httpx.ConnectError:
+        # The cached server may have been restarted elsewhere since: ask the deployer again.
+        cache.forget(owner_id, model)
+        upstream = await _resolve(owner_id, model, deployer, cache)
+        try:
+            response = await _send(client, upstream, path, body)
+        except httpx.TransportError:
+            cache.forget(owner_id, model)
+            raise not_ready(model, "not answering") from None
+    except httpx.TransportError:
+        cache.forget(owner_id, model)
+        raise not_ready(model, "not answering") from None
+    if body.get("stream") and response.status_code == 200:
+        return UpstreamStream(response)
+    try:
+        content = await response.aread()
+    except httpx.TransportError:
+        cache.forget(owner_id, model)
+        raise not_ready(model, "not answering") from None
+    finally:
+        await response.aclose()
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_HEADERS}
+    if response.status_code >= 400 and not _is_json(content):
+        return JSONResponse(
+            {"error": {"message": content.decode(errors="replace")[:2000],
+                       "type": "invalid_request_error" if response.status_code < 500
+                       else "server_error", "param": None, "code": "upstream_error"}},
+            status_code=response.status_code,
+        )  # fmt: skip
+    return Response(content, status_code=response.status_code, headers=headers)
+
+
+async def _send(
+    client: httpx.AsyncClient, upstream: Upstream, path: str, body: dict[str, Any]
+) -> httpx.Response:
+    payload = {**body, "model": upstream.served_name}
+    outgoing = client.build_request("POST", f"{upstream.url}/{path}", json=payload)
+    return await client.send(outgoing, stream=True)
+
+
+def _is_json(content: bytes) -> bool:
+    try:
+        json.loads(content)
+    except ValueError:
+        return False
+    return True

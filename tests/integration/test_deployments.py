@@ -1,0 +1,302 @@
+"""Deployments through the real platform: the bundled SmolLM2 served by vLLM (CPU) from the
+engine environment, called with the official openai client through the gateway's `/v1`.
+
+One deployment is started for the module and reused (vLLM takes a minute or two to start
+here): it answers chat and completions, streamed and not; a client that hangs up mid-stream
+makes vLLM abort the generation; a server killed outright is restarted by the health
+monitor; stopping it leaves no process behind. The vLLM-heavy tests run on the SQLite stack
+only (the database does not change what they exercise); the errors run on both.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import openai
+import psutil
+import pytest
+
+from tests.factories import SignedInUser, make_api_key, make_user
+from tests.integration.conftest import Stack
+
+BUNDLED = "smollm2-135m-instruct"
+MARKER = "FORGELINE_DEPLOYMENT_ID"
+
+
+@dataclass
+class Deployed:
+    user: SignedInUser
+    key: str
+    id: str
+    name: str
+
+    def openai(self, url: str, key: str | None = None) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{url}/v1", api_key=key or self.key, max_retries=0)
+
+
+def wait_state(
+    client: httpx.Client, user: SignedInUser, deployment_id: str, states: set[str], timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    seen: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        seen = client.get(f"/api/v1/deployments/{deployment_id}", headers=user.headers).json()
+        if seen["state"] in states:
+            return seen
+        time.sleep(1)
+    logs = client.get(f"/api/v1/deployments/{deployment_id}/logs", headers=user.headers).json()
+    raise AssertionError(f"not {states} after {timeout:.0f}s: {seen}\n" + "\n".join(logs["lines"]))
+
+
+def server_root(deployment_id: str) -> psutil.Process | None:
+    """vLLM's API server of the deployment, found by the marker in its environment."""
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get(MARKER) == deployment_id and "api_server" in " ".join(
+                process.cmdline()
+            ):
+                return process
+        except psutil.Error:
+            continue
+    return None
+
+
+def server_tree(deployment_id: str) -> list[psutil.Process]:
+    root = server_root(deployment_id)
+    assert root is not None, "the deployment's vLLM server is not running"
+    return [root, *root.children(recursive=True)]
+
+
+def metrics(root: psutil.Process) -> dict[str, float]:
+    """vLLM's Prometheus counters, summed by name and finish reason."""
+    port = root.cmdline()[root.cmdline().index("--port") + 1]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        found = re.match(r"^(vllm:[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$", line)
+        if not found:
+            continue
+        reason = re.search(r'finished_reason="([a-z]+)"', found.group(2) or "")
+        name = found.group(1) + (f":{reason.group(1)}" if reason else "")
+        values[name] = values.get(name, 0.0) + float(found.group(3))
+    return values
+
+
+def gone(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.Error:
+            continue
+    return alive
+
+
+@pytest.fixture(scope="module")
+def deployed(stack: Stack) -> Iterator[Deployed]:
+    if stack.backend != "sqlite":
+        pytest.skip("vLLM runs once, on the SQLite stack")
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        user = make_user(client)
+        key = make_api_key(client, user, "openai client")["key"]
+        name = f"tutor-{secrets.token_hex(3)}"
+        created = client.post(
+            "/api/v1/deployments",
+            json={"base_model": BUNDLED, "name": name},
+            headers=user.headers,
+        )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert body["state"] == "pending" and body["name"] == name and body["target"] == "local"
+        ready = wait_state(client, user, body["id"], {"ready", "failed"}, timeout=900)
+        assert ready["state"] == "ready", ready
+        yield Deployed(user, key, body["id"], name)
+        client.post(f"/api/v1/deployments/{body['id']}/stop", headers=user.headers)
+
+
+def test_a_deployment_is_listed_as_an_openai_model(
+    stack: Stack, client: httpx.Client, deployed: Deployed
+) -> None:
+    models = deployed.openai(stack.url).models.list()
+    assert [m.id for m in models.data] == [deployed.name]
+    listed = client.get("/api/v1/deployments", headers=deployed.user.headers).json()
+    assert [d["id"] for d in listed["data"]] == [deployed.id]
+    logs = client.get(
+        f"/api/v1/deployments/{deployed.id}/logs",
+        params={"tail": 500},
+        headers=deployed.user.headers,
+    ).json()["lines"]
+    assert any("Application startup complete" in line for line in logs), logs[-20:]
+
+
+def test_chat_and_completions_through_the_openai_client(stack: Stack, deployed: Deployed) -> None:
+    client = deployed.openai(stack.url)
+    reply = client.chat.completions.create(
+        model=deployed.name,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=8,
+        temperature=0,
+    )
+    assert reply.model == deployed.name
+    assert (reply.choices[0].message.content or "").strip()
+
+    stream = client.chat.completions.create(
+        model=deployed.name,
+        messages=[{"role": "user", "content": "Count from one to five."}],
+        max_tokens=12,
+        temperature=0,
+        stream=True,
+    )
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert len([p for p in pieces if p]) > 3  # tokens arrived one by one
+    assert "".join(pieces).strip()
+
+    completion = client.completions.create(
+        model=deployed.name, prompt="Once upon a time", max_tokens=8, temperature=0
+    )
+    assert completion.choices[0].text.strip()
+
+
+def test_a_client_hanging_up_aborts_the_generation(stack: Stack, deployed: Deployed) -> None:
+    root = server_root(deployed.id)
+    assert root is not None
+    before = metrics(root)
+    stream = deployed.openai(stack.url).chat.completions.create(
+        model=deployed.name,
+        messages=[{"role": "user", "content": "Write a very long story about the sea."}],
+        max_tokens=512,
+        stream=True,
+        extra_body={"ignore_eos": True},  # only an abort ends it before 512 tokens
+    )
+    for count, _ in enumerate(stream, start=1):
+        if count == 2:
+            break
+    stream.close()
+    started = time.monotonic()
+    # At ~20 tokens/s here, 512 tokens take ~25 s: the request must end long before that.
+    while metrics(root).get("vllm:num_requests_running", 1) > 0:
+        assert time.monotonic() - started < 10, "vLLM kept generating after the client left"
+        time.sleep(0.2)
+    time.sleep(1)
+    after = metrics(root)
+    generated = after["vllm:generation_tokens_total"] - before["vllm:generation_tokens_total"]
+    assert generated < 512, generated
+    # It did not run to its length limit.
+    assert after.get("vllm:request_success_total:length") == before.get(
+        "vllm:request_success_total:length"
+    )
+
+
+def test_errors_in_openai_shape(stack: Stack, client: httpx.Client, deployed: Deployed) -> None:
+    url = stack.url
+    for headers in ({}, {"Authorization": "Bearer flk_nope_notakey"}):
+        response = client.post(
+            "/v1/chat/completions",
+            json={"model": deployed.name, "messages": [{"role": "user", "content": "hi"}]},
+            headers=headers,
+        )
+        assert response.status_code == 401
+        error = response.json()["error"]
+        assert set(error) >= {"message", "type", "code"} and error["message"]
+    with pytest.raises(openai.AuthenticationError):
+        deployed.openai(url, key="flk_wrong_key").models.list()
+
+    # Another user cannot see or call the deployment: it does not exist for them.
+    other = make_user(client)
+    other_key = make_api_key(client, other)["key"]
+    with pytest.raises(openai.NotFoundError) as caught:
+        deployed.openai(url, key=other_key).chat.completions.create(
+            model=deployed.name, messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
+    assert caught.value.code == "model_not_found"
+    assert deployed.openai(url, key=other_key).models.list().data == []
+    theirs = f"/api/v1/deployments/{deployed.id}"
+    assert client.get(theirs, headers=other.headers).status_code == 404
+    assert (
+        client.post(f"/api/v1/deployments/{deployed.id}/stop", headers=other.headers).status_code
+        == 404
+    )
+    assert (
+        client.get(f"/api/v1/deployments/{deployed.id}/logs", headers=other.headers).status_code
+        == 404
+    )
+
+    response = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": deployed.name,
+            "messages": [{"role": "user", "content": "hi"}],
+            "answer_from_doc": True,
+        },
+        headers={"Authorization": f"Bearer {deployed.key}"},
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "answer_from_doc_not_available"
+
+
+def test_a_killed_server_is_restarted(
+    stack: Stack, client: httpx.Client, deployed: Deployed
+) -> None:
+    old_tree = server_tree(deployed.id)
+    old_tree[0].send_signal(signal.SIGKILL)
+    starting = wait_state(client, deployed.user, deployed.id, {"starting", "failed"}, timeout=30)
+    assert starting["state"] == "starting" and starting["restarts"] == 1, starting
+    ready = wait_state(client, deployed.user, deployed.id, {"ready", "failed"}, timeout=600)
+    assert ready["state"] == "ready" and ready["restarts"] == 1, ready
+    # The killed server's engine processes (which outlive their parent) were cleaned up.
+    assert gone(old_tree) == []
+    reply = deployed.openai(stack.url).chat.completions.create(
+        model=deployed.name, messages=[{"role": "user", "content": "Hello!"}], max_tokens=8
+    )
+    assert (reply.choices[0].message.content or "").strip()
+
+
+def test_stop_leaves_no_process(stack: Stack, client: httpx.Client, deployed: Deployed) -> None:
+    tree = server_tree(deployed.id)
+    stopping = client.post(f"/api/v1/deployments/{deployed.id}/stop", headers=deployed.user.headers)
+    assert stopping.status_code == 200
+    assert stopping.json()["state"] in {"stopping", "stopped"}
+    stopped = wait_state(client, deployed.user, deployed.id, {"stopped"}, timeout=60)
+    assert stopped["state"] == "stopped"
+    assert gone(tree) == []
+    assert server_root(deployed.id) is None
+    assert deployed.openai(stack.url).models.list().data == []
+    with pytest.raises(openai.APIStatusError) as caught:
+        deployed.openai(stack.url).chat.completions.create(
+            model=deployed.name, messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
+    assert caught.value.status_code == 503
+    assert caught.value.code == "deployment_not_ready"
+
+
+def test_deployment_requests_are_checked(client: httpx.Client, user: SignedInUser) -> None:
+    """Runs on both databases: nothing here starts a server."""
+    for body, status, code in (
+        ({"base_model": BUNDLED, "target": "aws"}, 422, "target_not_available"),
+        ({"base_model": BUNDLED, "target": "gcp"}, 422, "target_not_available"),
+        ({"base_model": "no-such-model"}, 404, "unknown_base_model"),
+        ({"model_version_id": "0" * 32}, 404, "model_version_not_found"),
+        ({"base_model": BUNDLED, "name": "bad name!"}, 422, "invalid_deployment_name"),
+        ({}, 422, "invalid_request"),
+    ):
+        response = client.post("/api/v1/deployments", json=body, headers=user.headers)
+        assert response.status_code == status, (body, response.text)
+        assert response.json()["error"]["code"] == code, (body, response.text)
+    assert client.get("/api/v1/deployments/" + "0" * 32, headers=user.headers).status_code == 404
+    assert client.get("/v1/models").status_code == 401
+    response = client.post(
+        "/v1/chat/completions",
+        json={"model": "nothing-here", "messages": []},
+        headers=user.headers,
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "model_not_found"
+    assert response.json()["error"]["type"] == "invalid_request_error"
