@@ -1,5 +1,5 @@
 """What the deployer asks the trainer (over gRPC, never its internals): the base-model
-catalogue and the caller's model versions."""
+catalogue, the caller's model versions, and stored cloud credentials."""
 
 from __future__ import annotations
 
@@ -47,3 +47,19 @@ class TrainerCatalogue:
             if version.id == version_id and version.owner_id == owner_id:
                 return version
         raise NotFound("model_version_not_found", "There is no such model version.")
+
+    def credential_source(self, owner_id: str, credential_id: str) -> trainer_pb2.CredentialSource:
+        """The owner's stored credential, its secret still encrypted with the platform key;
+        another user's looks exactly like a missing one (`credential_not_found`)."""
+        reply = self._call(
+            "GetCredentialSource",
+            trainer_pb2.GetCredentialSourceRequest(owner_id=owner_id, id=credential_id),
+        )
+        assert isinstance(reply, trainer_pb2.CredentialSource)
+        return reply
+
+    def cloud_credential_sources(self) -> list[trainer_pb2.CredentialSource]:
+        """Every stored cloud credential, of every owner: for the serving reaper."""
+        reply = self._call("ListCredentialSources", trainer_pb2.ListCredentialSourcesRequest())
+        assert isinstance(reply, trainer_pb2.ListCredentialSourcesResponse)
+        return list(reply.sources)

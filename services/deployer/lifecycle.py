@@ -23,6 +23,8 @@ from services.deployer.states import (
     READY,
     STARTING,
     STOPPED,
+    STOPPED_BY_USER,
+    STOPPED_IDLE,
     STOPPING,
     after_failed_start,
     can_move,
@@ -105,7 +107,9 @@ def start_failed(
         return row.attempt
 
 
-def request_stop(engine: Engine, deployment_id: str, owner_id: str) -> Deployment | None:
+def request_stop(
+    engine: Engine, deployment_id: str, owner_id: str, reason: str = STOPPED_BY_USER
+) -> Deployment | None:
     """Mark the owner's deployment `stopping` (a no-op once stopped). None: not theirs."""
     with session_scope(engine) as db:
         row = db.exec(
@@ -119,9 +123,40 @@ def request_stop(engine: Engine, deployment_id: str, owner_id: str) -> Deploymen
             row.state = STOPPING
             row.attempt += 1  # whatever start is in flight gives up
             row.status_message = "Stopping the server"
+            row.stop_reason = reason
             row.updated_at = utcnow()
             db.add(row)
         return row
+
+
+def stop_idle(engine: Engine, deployment_id: str, attempt: int, message: str) -> bool:
+    """The monitor found a ready cloud deployment unused for its idle time: stop it."""
+    with session_scope(engine) as db:
+        row = db.get(Deployment, deployment_id, with_for_update=True)
+        if row is None or row.attempt != attempt or row.state != READY:
+            return False
+        row.state = STOPPING
+        row.attempt += 1
+        row.stop_reason = STOPPED_IDLE
+        row.status_message = message[:500]
+        row.updated_at = utcnow()
+        db.add(row)
+        return True
+
+
+def touch(engine: Engine, deployment_id: str, owner_id: str) -> bool:
+    """A request used the deployment: its idle clock starts again."""
+    with session_scope(engine) as db:
+        row = db.exec(
+            select(Deployment).where(
+                Deployment.id == deployment_id, Deployment.owner_id == owner_id
+            )
+        ).first()
+        if row is None:
+            return False
+        row.last_used_at = utcnow()
+        db.add(row)
+        return True
 
 
 def stopped(engine: Engine, deployment_id: str) -> bool:

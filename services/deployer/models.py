@@ -42,11 +42,25 @@ class Deployment(SQLModel, table=True):
     processes: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
+    # Cloud targets: the owner's credential, the machine ("aws:i-0abc..."), what it costs,
+    # the key the node's vLLM demands (encrypted with the platform key), and the idle clock.
+    credential_id: str = Field(default="", max_length=32)
+    compute_ref: str = Field(default="", max_length=200)
+    instance_type: str = Field(default="", max_length=64)
+    usd_per_hour: float = 0.0
+    idle_minutes: float = 0.0
+    api_key_encrypted: str = Field(default="", max_length=500)
+    last_used_at: datetime | None = None
+    stop_reason: str = Field(default="", max_length=32)  # user | idle | user_disabled
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     starting_at: datetime | None = None  # when the current start began
     ready_at: datetime | None = None  # when it was last ready
     stopped_at: datetime | None = None
+
+    @property
+    def is_cloud(self) -> bool:
+        return self.target in ("aws", "gcp")
 
     @property
     def upstream_url(self) -> str:

@@ -16,12 +16,15 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
+from services.common.errors import ForgelineError
 from services.common.logging import get_logger
+from services.common.timestamps import utcnow
 from services.deployer import lifecycle
+from services.deployer.cloud import Accounts, split_ref
 from services.deployer.local import healthy
 from services.deployer.models import Deployment
 from services.deployer.settings import DeployerSettings
-from services.deployer.states import READY, STARTING, STOPPING
+from services.deployer.states import READY, STARTING, STOPPING, is_idle, minutes_text
 
 log = get_logger(__name__)
 # A start or stop whose row has not moved for this long lost its worker.
@@ -37,12 +40,14 @@ class HealthMonitor:
         enqueue_start: Callable[[str, int], None],
         enqueue_stop: Callable[[str], None],
         probe: Callable[[str, int], bool] = healthy,
+        accounts: Accounts | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.enqueue_start = enqueue_start
         self.enqueue_stop = enqueue_stop
         self.probe = probe
+        self.accounts = accounts  # cloud targets; None: cloud deployments are not watched
         # Failed health checks in a row, per deployment and attempt.
         self.failures: dict[tuple[str, int], int] = {}
 
@@ -59,9 +64,13 @@ class HealthMonitor:
         for row in rows:
             seen.add((row.id, row.attempt))
             if row.state == READY:
-                self._check_ready(row)
+                if not (row.is_cloud and self._stopped_idle(row)):
+                    self._check_ready(row)
             elif row.state == STARTING:
-                self._check_starting(row)
+                if row.is_cloud and row.compute_ref:
+                    self._check_booting(row)
+                else:
+                    self._check_starting(row)
             elif row.state == STOPPING and lifecycle.stale(row, LOST_GRACE_SECONDS):
                 lifecycle.update(self.engine, row.id, row.attempt)  # touch: retry once a grace
                 self.enqueue_stop(row.id)
@@ -88,6 +97,70 @@ class HealthMonitor:
         attempt = lifecycle.start_failed(
             self.engine, row.id, row.attempt, "worker_lost",
             "The worker starting the server stopped before it was ready.",
+            self.settings.deployer_max_failed_restarts,
+        )  # fmt: skip
+        if attempt is not None:
+            self.enqueue_start(row.id, attempt)
+
+    # --- cloud targets ------------------------------------------------------------------
+
+    def _stopped_idle(self, row: Deployment) -> bool:
+        """Stop a cloud deployment nobody used for its idle time (it costs by the hour)."""
+        if not is_idle(
+            idle_minutes=row.idle_minutes, ready_at=row.ready_at, last_used_at=row.last_used_at,
+            now=utcnow(),
+        ):  # fmt: skip
+            return False
+        message = f"Stopping: no request for {minutes_text(row.idle_minutes)}"
+        if lifecycle.stop_idle(self.engine, row.id, row.attempt, message):
+            log.info("stopping an idle deployment", deployment_id=row.id)
+            self.enqueue_stop(row.id)
+        return True
+
+    def _check_booting(self, row: Deployment) -> None:
+        """A cloud node is booting: ready once its vLLM answers /health; given up on (and
+        terminated) when its machine stopped, or after the boot timeout."""
+        if self.accounts is None:
+            return
+        _, instance = split_ref(row.compute_ref)
+        try:
+            api = self.accounts.api(row)
+            host = row.host
+            if not host:
+                host = self.settings.deployer_cloud_host_override or api.address(instance)
+                if host:
+                    lifecycle.update(self.engine, row.id, row.attempt, host=host)
+            if host and self.probe(host, row.port):
+                if lifecycle.update(
+                    self.engine, row.id, row.attempt,
+                    state=READY, ready_at=utcnow(), failed_restarts=0, status_message="",
+                    failure_code="", failure_reason="",
+                ):  # fmt: skip
+                    log.info("cloud deployment ready", deployment_id=row.id, ref=row.compute_ref)
+                return
+            limit = self.settings.deployer_cloud_boot_timeout_seconds
+            started = row.starting_at or row.updated_at
+            if (utcnow() - started).total_seconds() > limit:
+                self._give_up(
+                    row, "boot_timeout",
+                    f"vLLM on the machine did not answer within {limit / 60:.0f} minutes; the "
+                    "machine was terminated.",
+                )  # fmt: skip
+            elif api.state(instance) in ("stopped", "gone"):
+                self._give_up(
+                    row, "node_lost",
+                    "The machine stopped before vLLM answered: installing vLLM or loading "
+                    "the model failed on it.",
+                )  # fmt: skip
+        except ForgelineError as error:  # the cloud or the trainer is away: look again
+            log.warning("could not check a booting node", deployment_id=row.id, code=error.code)
+
+    def _give_up(self, row: Deployment, code: str, reason: str) -> None:
+        assert self.accounts is not None
+        self.accounts.terminate(row)
+        log.warning("cloud deployment start failed", deployment_id=row.id, code=code)
+        attempt = lifecycle.start_failed(
+            self.engine, row.id, row.attempt, code, reason,
             self.settings.deployer_max_failed_restarts,
         )  # fmt: skip
         if attempt is not None:

@@ -10,11 +10,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from services.common.cloud.instances import InstanceApi
+from services.common.crypto import SecretBox
 from services.common.engines import ENGINES, ensure_engine
-from services.common.errors import ForgelineError
+from services.common.errors import ForgelineError, NotFound
 from services.common.logging import get_logger
 from services.common.timestamps import utcnow
-from services.deployer import lifecycle
+from services.deployer import cloud, lifecycle
 from services.deployer.artifacts import base_model_dir, model_version_dir
 from services.deployer.catalogue import TrainerCatalogue
 from services.deployer.local import LocalServers, free_port, healthy, log_tail, snapshot
@@ -67,6 +69,8 @@ class DeploymentRunner:
             state=STARTING, status_message="Preparing the model", starting_at=utcnow(),
         ):  # fmt: skip
             return "superseded"
+        if row.is_cloud:
+            return self._start_cloud(row, attempt, note)
         try:
             model_dir = self._model_dir(row, note)
             note("preparing the vllm engine environment")
@@ -135,6 +139,67 @@ class DeploymentRunner:
                     self.engine, deployment_id, attempt, processes=snapshot(process.pid)
                 )
 
+    def _start_cloud(self, row: Deployment, attempt: int, note: Callable[[str], None]) -> str:
+        """Launch the serving node and record it; the health monitor watches it boot (tens
+        of minutes), so no worker thread waits for it."""
+        try:
+            source = cloud.credential_for(self.trainer, row.owner_id, row.credential_id, row.target)
+            api = cloud.api_from_source(self.settings, source)
+            if row.compute_ref:  # an earlier attempt's machine goes first
+                self._terminate(api, row.compute_ref, note)
+                if not lifecycle.update(self.engine, row.id, attempt, compute_ref="", host=""):
+                    return "superseded"
+            hub_id, model_url, parameters, model_name = self._cloud_model(row)
+            api_key = SecretBox(self.settings).decrypt(row.api_key_encrypted)
+            note(f"starting a machine in the {row.target.upper()} account")
+            launched = cloud.launch(
+                api, row, attempt,
+                settings=self.settings, api_key=api_key, parameters=parameters,
+                model_name=model_name, hub_id=hub_id, model_url=model_url,
+            )  # fmt: skip
+        except ForgelineError as error:
+            note(f"could not start the machine: {error.message}")
+            return self._fail(row, attempt, error.code, error.message)
+        machine = launched.machine
+        note(f"started {launched.ref} ({machine.label}, ${machine.usd_per_hour:.2f} an hour)")
+        if not lifecycle.update(
+            self.engine, row.id, attempt,
+            compute_ref=launched.ref, instance_type=machine.instance_type,
+            usd_per_hour=machine.usd_per_hour, host="", port=self.settings.deployer_cloud_port,
+            starting_at=utcnow(),
+            status_message=(
+                f"Booting a {machine.label} in your {row.target.upper()} account; installing "
+                "vLLM and loading the model take ten to twenty minutes."
+            ),
+        ):  # fmt: skip
+            self._terminate(api, launched.ref, note)  # a stop overtook the launch
+            return "superseded"
+        return "launched"
+
+    def _cloud_model(self, row: Deployment) -> tuple[str, str, int, str]:
+        """(hub id, presigned URL of merged weights, parameters, name) of what to serve."""
+        if row.base_model:
+            model = self.trainer.base_model(row.base_model)
+            return model.hub_id, "", int(model.parameters), model.display_name or model.id
+        version = self.trainer.model_version(row.owner_id, row.model_version_id)
+        if not version.merged_prefix:
+            raise NotFound("model_version_not_found", "This model version has no merged model.")
+        base = self.trainer.base_model(version.base_model)
+        url = str(
+            self.s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": version.bucket, "Key": version.merged_prefix},
+                ExpiresIn=cloud.MODEL_URL_SECONDS,
+            )
+        )
+        return "", url, int(base.parameters), version.name or version.id
+
+    def _terminate(self, api: InstanceApi, ref: str, note: Callable[[str], None]) -> None:
+        kind, instance = cloud.split_ref(ref)
+        if kind == api.provider and instance:
+            api.terminate(instance)
+            note(f"terminated {ref}")
+
     def _model_dir(self, row: Deployment, note: Callable[[str], None]) -> Path:
         if row.base_model:
             return base_model_dir(self.settings.models_dir, row.base_model, note)
@@ -174,6 +239,21 @@ class DeploymentRunner:
         row = lifecycle.load(self.engine, deployment_id)
         if row is None:
             return "missing"
+        if row.is_cloud and row.compute_ref:
+            try:
+                source = self.trainer.credential_source(row.owner_id, row.credential_id)
+            except NotFound:
+                # The credentials were deleted: nothing can reach that account any more.
+                log.error("cannot terminate: credentials gone", deployment_id=deployment_id,
+                          ref=row.compute_ref)  # fmt: skip
+            else:
+                # A cloud that refuses raises: the task fails, the row stays `stopping`,
+                # and the monitor queues the stop again.
+                note = _LogNote(
+                    log_path(self.settings, deployment_id), self.engine, deployment_id,
+                    row.attempt,
+                )  # fmt: skip
+                self._terminate(cloud.api_from_source(self.settings, source), row.compute_ref, note)
         self.servers.stop(deployment_id, row.processes)
         lifecycle.stopped(self.engine, deployment_id)
         return "stopped"
@@ -188,6 +268,7 @@ class _LogNote:
         self.deployment_id = deployment_id
         self.attempt = attempt
         self._beat = time.monotonic()
+        path.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, line: str) -> None:
         with self.path.open("a") as handle:

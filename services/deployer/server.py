@@ -1,6 +1,6 @@
-"""Deployer API process: gRPC DeployerService, the health monitor, and a listener that stops
-the deployments of a user who is disabled. Starting and stopping servers happens in Celery
-workers on queue `deploy` (services/deployer/tasks.py)."""
+"""Deployer API process: gRPC DeployerService, the health monitor, the serving reaper, and a
+listener that stops the deployments of a user who is disabled. Starting and stopping servers
+happens in Celery workers on queue `deploy` (services/deployer/tasks.py)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ from services.common.db import create_db_engine, run_migrations, session_scope
 from services.common.grpc_server import build_server, serve_until_signalled
 from services.common.logging import get_logger, setup_logging
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
-from services.deployer import lifecycle
+from services.deployer import lifecycle, reaper
 from services.deployer.catalogue import TrainerCatalogue
+from services.deployer.cloud import Accounts
 from services.deployer.models import Deployment
 from services.deployer.monitor import HealthMonitor
 from services.deployer.servicer import DeployerServicer
 from services.deployer.settings import DeployerSettings
-from services.deployer.states import LIVE
+from services.deployer.states import LIVE, STOPPED_USER_DISABLED
 from services.deployer.tasks import enqueue_start, enqueue_stop
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,7 +44,7 @@ def stop_all_of(engine: Engine, owner_id: str) -> int:
             )
         ).all()
     for deployment_id in ids:
-        row = lifecycle.request_stop(engine, deployment_id, owner_id)
+        row = lifecycle.request_stop(engine, deployment_id, owner_id, STOPPED_USER_DISABLED)
         if row is not None and row.state == "stopping":
             enqueue_stop(deployment_id)
     return len(ids)
@@ -87,9 +88,13 @@ def main() -> None:
     )
     stopping = threading.Event()
     monitor = HealthMonitor(
-        engine, settings, enqueue_start=enqueue_start, enqueue_stop=enqueue_stop
-    )
+        engine, settings, enqueue_start=enqueue_start, enqueue_stop=enqueue_stop,
+        accounts=Accounts(settings, trainer),
+    )  # fmt: skip
     threading.Thread(target=monitor.run, args=(stopping,), name="health", daemon=True).start()
+    threading.Thread(
+        target=reaper.run, args=(engine, settings, trainer, stopping), name="reaper", daemon=True
+    ).start()
     threading.Thread(
         target=listen_for_disabled_users,
         args=(engine, settings.redis_url, stopping),

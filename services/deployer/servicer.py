@@ -4,30 +4,36 @@ every query filters by it; another user's deployment answers exactly like a miss
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 from forgeline.v1 import deployer_pb2, deployer_pb2_grpc
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from services.common.crypto import SecretBox
 from services.common.db import get_owned, list_owned, session_scope
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.timestamps import to_timestamp
 from services.deployer import lifecycle
 from services.deployer.catalogue import TrainerCatalogue
+from services.deployer.cloud import credential_for, machine_for, new_api_key
 from services.deployer.local import log_tail
 from services.deployer.models import Deployment
 from services.deployer.runner import log_path
 from services.deployer.settings import DeployerSettings
 from services.deployer.states import (
+    CLOUD_TARGETS,
     LIVE,
     READY,
     check_target,
     choose_name,
+    cost_guard,
     upstream_served_name,
 )
 
 DEFAULT_LOG_LINES = 200
+MAX_IDLE_MINUTES = 7 * 24 * 60
 MAX_LOG_LINES = 2000
 
 
@@ -47,6 +53,15 @@ def to_proto(d: Deployment) -> deployer_pb2.Deployment:
         created_at=to_timestamp(d.created_at),
         updated_at=to_timestamp(d.updated_at),
         ready_at=to_timestamp(d.ready_at),
+        credential_id=d.credential_id,
+        instance_type=d.instance_type,
+        usd_per_hour=d.usd_per_hour,
+        idle_minutes=d.idle_minutes,
+        cost_guard=cost_guard(
+            target=d.target, idle_minutes=d.idle_minutes, usd_per_hour=d.usd_per_hour
+        ),
+        stop_reason=d.stop_reason,
+        last_used_at=to_timestamp(d.last_used_at),
     )
 
 
@@ -86,6 +101,10 @@ class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: igno
             raise InvalidInput(
                 "invalid_model_choice", "Name either a base_model or a model_version_id."
             )
+        cloud_fields: dict[str, Any] = {}
+        if target in CLOUD_TARGETS:
+            # Checked now, so a wrong credential is a 404 at once, not a failed start later.
+            credential_for(self.trainer, request.owner_id, request.credential_id, target)
         if request.base_model:
             model = self.trainer.base_model(request.base_model)
             if target == "local" and not model.available_locally:
@@ -94,10 +113,36 @@ class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: igno
                     f"The weights of {model.id!r} are not on this machine, so it cannot be "
                     "deployed locally.",
                 )
-            default_name = model.id
+            if target in CLOUD_TARGETS and model.gated:
+                raise InvalidInput(
+                    "model_gated",
+                    f"{model.display_name or model.id} needs a Hugging Face token to download, "
+                    "which cloud deployments cannot pass yet; deploy an open model.",
+                )
+            default_name, parameters = model.id, int(model.parameters)
         else:
             version = self.trainer.model_version(request.owner_id, request.model_version_id)
             default_name = version.name or version.id
+            parameters = (
+                int(self.trainer.base_model(version.base_model).parameters)
+                if target in CLOUD_TARGETS
+                else 0
+            )
+        if target in CLOUD_TARGETS:
+            machine = machine_for(target, parameters, default_name)
+            idle = request.idle_minutes or self.settings.deployer_idle_minutes
+            if not 0 < idle <= MAX_IDLE_MINUTES:
+                raise InvalidInput(
+                    "invalid_idle_minutes",
+                    f"idle_minutes is more than 0 and at most {MAX_IDLE_MINUTES} (a week).",
+                )
+            cloud_fields = {
+                "credential_id": request.credential_id,
+                "instance_type": machine.instance_type,
+                "usd_per_hour": machine.usd_per_hour,
+                "idle_minutes": idle,
+                "api_key_encrypted": SecretBox(self.settings).encrypt(new_api_key()),
+            }
         with session_scope(self.engine) as db:
             live = db.exec(
                 select(Deployment.name).where(
@@ -118,6 +163,7 @@ class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: igno
                 model_version_id=request.model_version_id,
                 target=target,
                 status_message="Waiting for a worker",
+                **cloud_fields,
             )
             db.add(row)
         self.enqueue_start(row.id, row.attempt)
@@ -170,11 +216,24 @@ class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: igno
                 "model_not_found",
                 f"The model {request.model!r} does not exist or you do not have access to it.",
             )
+        ready = row.state == READY
         return deployer_pb2.ResolvedModel(
             deployment=to_proto(row),
-            upstream_url=row.upstream_url if row.state == READY else "",
+            upstream_url=row.upstream_url if ready else "",
             served_name=upstream_served_name(row.name),
+            api_key=(
+                SecretBox(self.settings).decrypt(row.api_key_encrypted)
+                if ready and row.api_key_encrypted
+                else ""
+            ),
         )
+
+    def TouchDeployment(
+        self, request: deployer_pb2.TouchDeploymentRequest, context: grpc.ServicerContext
+    ) -> deployer_pb2.TouchDeploymentResponse:
+        if not lifecycle.touch(self.engine, request.id, request.owner_id):
+            raise not_found()
+        return deployer_pb2.TouchDeploymentResponse()
 
     def _owned(self, owner_id: str, deployment_id: str) -> Deployment:
         with session_scope(self.engine) as db:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from services.common.cloud.accounts import CloudEndpointSettings
 from services.common.settings import BaseServiceSettings
 
 # vLLM on a CPU: float32 (no native bf16 on most CPUs, and 3-5x faster than emulated bf16),
@@ -15,7 +16,7 @@ from services.common.settings import BaseServiceSettings
 DEFAULT_VLLM_ARGS = "--dtype float32 --enforce-eager --max-model-len 2048"
 
 
-class DeployerSettings(BaseServiceSettings):
+class DeployerSettings(BaseServiceSettings, CloudEndpointSettings):
     deployer_grpc_bind: str = "127.0.0.1:50055"
     # Base models on this machine: the same folder (and variable) the trainer uses, so the
     # bundled model is converted once for both.
@@ -35,6 +36,21 @@ class DeployerSettings(BaseServiceSettings):
     deployer_max_failed_restarts: int = Field(3, ge=1)
     # Live deployments one user may have at once (each local one holds gigabytes of memory).
     deployer_max_per_user: int = Field(3, ge=1)
+
+    # Cloud targets (aws, gcp): a GPU machine in the user's own account, from a stored
+    # credential; the endpoints and images are the trainer's (CloudEndpointSettings).
+    # A node whose vLLM has not answered /health by then is terminated: booting, installing
+    # vLLM and downloading the model take ten to twenty minutes.
+    deployer_cloud_boot_timeout_seconds: float = Field(40 * 60, ge=5)
+    # The port vLLM listens on there (opened to the platform; requests need the key).
+    deployer_cloud_port: int = Field(8000, ge=1, le=65535)
+    # A cloud deployment with no request for this long is stopped (each one may set its own).
+    deployer_idle_minutes: float = Field(30.0, gt=0)
+    # For tests only: reach every cloud node at this address instead of its public IP.
+    deployer_cloud_host_override: str = ""
+    # How often tagged serving instances in every stored account are matched against
+    # deployments (the trainer's reaper uses the same variable for training instances).
+    reaper_interval_seconds: int = Field(300, ge=1)
 
     @property
     def models_dir(self) -> Path:

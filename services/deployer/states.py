@@ -9,8 +9,10 @@ look like, and what a failed start means. No database, no processes: unit-tested
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
+from datetime import datetime, timedelta
 
 from services.common.errors import InvalidInput
 
@@ -35,7 +37,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 TARGETS = ("local", "aws", "gcp")
-AVAILABLE_TARGETS = frozenset({"local"})
+# GCP shares the launch code, but a serving node there also needs a firewall rule for its
+# port, which the platform does not create yet.
+AVAILABLE_TARGETS = frozenset({"local", "aws"})
+CLOUD_TARGETS = frozenset({"aws", "gcp"})
+# Why a deployment stopped.
+STOPPED_BY_USER = "user"
+STOPPED_IDLE = "idle"
+STOPPED_USER_DISABLED = "user_disabled"
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
@@ -54,7 +63,8 @@ def check_target(target: str) -> str:
     if target not in AVAILABLE_TARGETS:
         raise InvalidInput(
             "target_not_available",
-            f"Deploying to {target} is not available yet; deploy on this machine (local).",
+            f"Deploying to {target} is not available yet; deploy on this machine (local) or "
+            "in your AWS account (aws).",
         )
     return target
 
@@ -111,3 +121,39 @@ def upstream_served_name(deployment_name: str) -> str:
     """The name the server answers to: the deployment's own, so responses (streamed ones
     included, passed through untouched) carry the name the caller used."""
     return deployment_name
+
+
+def minutes_text(minutes: float) -> str:
+    """ "30 idle minutes", "1 idle minute", "90 idle seconds" (tests use fractions)."""
+    if minutes < 1:
+        seconds = max(1, round(minutes * 60))
+        return f"{seconds} idle second{'s' if seconds != 1 else ''}"
+    whole = round(minutes) if math.isclose(minutes, round(minutes)) else minutes
+    return f"{whole:g} idle minute{'s' if whole != 1 else ''}"
+
+
+def cost_guard(*, target: str, idle_minutes: float, usd_per_hour: float) -> str:
+    """The sentence the user sees next to a cloud deployment: when it stops by itself, and
+    what it costs until then. Empty for local ones (they cost nothing by the hour)."""
+    if target not in CLOUD_TARGETS:
+        return ""
+    stops = f"Stops by itself after {minutes_text(idle_minutes)}"
+    if usd_per_hour <= 0:
+        return stops + "."
+    return f"{stops}; costs about ${usd_per_hour:.2f} an hour while running."
+
+
+def idle_since(ready_at: datetime | None, last_used_at: datetime | None) -> datetime | None:
+    """When the idle clock started: the last request, or becoming ready if none came since."""
+    moments = [m for m in (ready_at, last_used_at) if m is not None]
+    return max(moments) if moments else None
+
+
+def is_idle(
+    *, idle_minutes: float, ready_at: datetime | None, last_used_at: datetime | None,
+    now: datetime,
+) -> bool:  # fmt: skip
+    since = idle_since(ready_at, last_used_at)
+    if idle_minutes <= 0 or since is None:
+        return False
+    return now - since >= timedelta(minutes=idle_minutes)

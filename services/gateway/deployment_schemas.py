@@ -30,7 +30,21 @@ class DeploymentCreate(BaseModel):
         "name, made unique among your live deployments.",
         examples=["tutor"],
     )
-    target: Literal["local", "aws", "gcp"] = "local"
+    target: Literal["local", "aws", "gcp"] = Field(
+        "local",
+        description="local: this machine (CPU). aws: a GPU machine in your own AWS account, "
+        "started from your stored credentials (credential_id), reached only through this "
+        "gateway, and stopped by itself after idle_minutes without a request.",
+    )
+    credential_id: str | None = Field(
+        None, max_length=64, description="Your stored cloud credentials (aws target)."
+    )
+    idle_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=7 * 24 * 60,
+        description="Cloud targets: stop after this many minutes without a request (default 30).",
+    )
 
     @model_validator(mode="after")
     def _one_model(self) -> DeploymentCreate:
@@ -45,6 +59,8 @@ class DeploymentCreate(BaseModel):
             base_model=self.base_model or "",
             model_version_id=self.model_version_id or "",
             target=self.target,
+            credential_id=self.credential_id or "",
+            idle_minutes=self.idle_minutes or 0.0,
         )
 
 
@@ -62,6 +78,21 @@ class DeploymentPublic(BaseModel):
     created_at: datetime | None
     updated_at: datetime | None
     ready_at: datetime | None
+    credential_id: str | None = Field(description="Cloud targets: the credentials used.")
+    instance_type: str | None = Field(description="Cloud targets: the machine, e.g. g5.xlarge.")
+    usd_per_hour: float | None = Field(
+        description="Cloud targets: the machine's on-demand list price, in US dollars an hour."
+    )
+    idle_minutes: float | None = Field(
+        description="Cloud targets: stopped after this many minutes without a request."
+    )
+    cost_guard: str | None = Field(
+        description="Cloud targets: when it stops by itself and what it costs until then."
+    )
+    stop_reason: Literal["user", "idle", "user_disabled"] | None = Field(
+        description="Why it stopped: you stopped it, it was idle, or your account was disabled."
+    )
+    last_used_at: datetime | None = Field(description="The last request through /v1.")
 
     @classmethod
     def from_proto(cls, d: deployer_pb2.Deployment) -> DeploymentPublic:
@@ -79,6 +110,13 @@ class DeploymentPublic(BaseModel):
             created_at=_dt(d.created_at, d.HasField("created_at")),
             updated_at=_dt(d.updated_at, d.HasField("updated_at")),
             ready_at=_dt(d.ready_at, d.HasField("ready_at")),
+            credential_id=d.credential_id or None,
+            instance_type=d.instance_type or None,
+            usd_per_hour=d.usd_per_hour or None,
+            idle_minutes=d.idle_minutes or None,
+            cost_guard=d.cost_guard or None,
+            stop_reason=d.stop_reason or None,
+            last_used_at=_dt(d.last_used_at, d.HasField("last_used_at")),
         )
 
 

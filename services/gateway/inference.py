@@ -57,6 +57,31 @@ class Upstream:
     deployment_id: str
     url: str  # ends in /v1
     served_name: str
+    api_key: str = ""  # a cloud node's own key, sent as a bearer token; local ones need none
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+class UseRecorder:
+    """Tells the deployer a deployment was used (its idle clock restarts), at most once per
+    `interval` seconds per deployment: a chat makes one call a minute, not one per request."""
+
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[str, float] = {}
+
+    def due(self, deployment_id: str) -> bool:
+        now = self.clock()
+        last = self._last.get(deployment_id)
+        if last is not None and now - last < self.interval:
+            return False
+        if len(self._last) > 10_000:  # forget old entries rather than grow without end
+            self._last = {k: v for k, v in self._last.items() if now - v < self.interval}
+        self._last[deployment_id] = now
+        return True
 
 
 class ModelCache:

@@ -24,7 +24,7 @@ from services.gateway.clients import (
     TrainerClient,
 )
 from services.gateway.errors import install_error_handlers
-from services.gateway.inference import ModelCache
+from services.gateway.inference import ModelCache, UseRecorder
 from services.gateway.middleware import AccessLog, BodySizeLimit
 from services.gateway.routes import (
     admin,
@@ -83,6 +83,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings.deployer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
         )
         app.state.model_cache = ModelCache(settings.model_cache_ttl_seconds)
+        app.state.use_recorder = UseRecorder()
         # To the deployments' servers: generations take long, and streams stay open.
         app.state.inference_http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.inference_timeout_seconds, connect=5.0),

@@ -17,8 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from services.common.cloud.aws import Ec2Instances
-from services.common.cloud.gcp import GceInstances
+from services.common.cloud import accounts
 from services.common.cloud.instances import InstanceApi
 from services.common.crypto import SecretBox
 from services.common.db import get_owned, list_owned, session_scope
@@ -79,6 +78,12 @@ def list_for(engine: Engine, owner_id: str) -> list[Credential]:
         return list_owned(db, Credential, owner_id, newest_first=True)
 
 
+def list_cloud(engine: Engine) -> list[Credential]:
+    """Every stored cloud account, of every owner: for the reapers, not for requests."""
+    with session_scope(engine) as db:
+        return list(db.exec(select(Credential).where(col(Credential.kind).in_(("aws", "gcp")))))
+
+
 def get(engine: Engine, owner_id: str, credential_id: str) -> Credential:
     with session_scope(engine) as db:
         credential = get_owned(db, Credential, owner_id, credential_id)
@@ -120,23 +125,7 @@ def api_for(settings: TrainerSettings, credential: Credential) -> InstanceApi:
 def instance_api(
     settings: TrainerSettings, kind: str, location: str, secret: dict[str, Any]
 ) -> InstanceApi:
-    if kind == "aws":
-        return Ec2Instances(
-            access_key_id=secret["access_key_id"],
-            secret_access_key=secret["secret_access_key"],
-            session_token=secret.get("session_token") or None,
-            region=location,
-            endpoint_url=settings.trainer_aws_endpoint_url or None,
-            image=settings.trainer_aws_image_id or None,
-        )
-    if kind == "gcp":
-        return GceInstances(
-            secret["service_account"],
-            location,
-            api_endpoint=settings.trainer_gcp_api_endpoint or None,
-            image=settings.trainer_gcp_image or None,
-        )
-    raise InvalidInput("unknown_credential_kind", "These credentials cannot start machines.")
+    return accounts.instance_api(settings, kind, location, secret)
 
 
 def _normalised(kind: str, location: str, secret: dict[str, Any]) -> tuple[dict[str, Any], str]:

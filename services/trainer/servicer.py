@@ -201,6 +201,13 @@ def job_to_proto(job: TrainingJob) -> trainer_pb2.Job:
     return message
 
 
+def source_to_proto(credential: Credential) -> trainer_pb2.CredentialSource:
+    """For the deployer only: the secret stays encrypted with the platform key on the wire."""
+    return trainer_pb2.CredentialSource(
+        credential=credential_to_proto(credential), secret_encrypted=credential.secret_encrypted
+    )
+
+
 def credential_to_proto(credential: Credential) -> trainer_pb2.Credential:
     return trainer_pb2.Credential(
         id=credential.id,
@@ -598,3 +605,15 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
     ) -> trainer_pb2.DeleteCredentialResponse:
         credentials.delete(self.engine, request.owner_id, request.id)
         return trainer_pb2.DeleteCredentialResponse()
+
+    def GetCredentialSource(
+        self, request: trainer_pb2.GetCredentialSourceRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.CredentialSource:
+        credential = credentials.get(self.engine, request.owner_id, request.id)
+        return source_to_proto(credential)
+
+    def ListCredentialSources(
+        self, request: trainer_pb2.ListCredentialSourcesRequest, context: grpc.ServicerContext
+    ) -> trainer_pb2.ListCredentialSourcesResponse:
+        rows = credentials.list_cloud(self.engine)
+        return trainer_pb2.ListCredentialSourcesResponse(sources=[source_to_proto(c) for c in rows])

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from pydantic import Field
 
+from services.common.cloud.accounts import CloudEndpointSettings
 from services.common.settings import BaseServiceSettings
 
 
-class TrainerSettings(BaseServiceSettings):
+class TrainerSettings(BaseServiceSettings, CloudEndpointSettings):
     trainer_grpc_bind: str = "127.0.0.1:50054"
     # Where base models live once on this machine (the bundled one is converted here once).
     trainer_models_dir: Path | None = None
@@ -25,12 +26,8 @@ class TrainerSettings(BaseServiceSettings):
     # Where local runs keep their manifest, working folder and log.
     trainer_jobs_dir: Path | None = None
 
-    # Cloud training in the user's own account. The endpoints are for tests (moto, a fake
-    # GCE) and private clouds; they are the operator's choice, never the user's.
-    trainer_aws_endpoint_url: str = ""
-    trainer_aws_image_id: str = ""  # default: AWS's current Deep Learning AMI (via SSM)
-    trainer_gcp_api_endpoint: str = ""
-    trainer_gcp_image: str = ""  # default: the Deep Learning VM image family
+    # Cloud training in the user's own account: the endpoints and images are shared with
+    # deployments (CloudEndpointSettings, services/common/cloud/accounts.py).
     # A cloud node that has not reported in by then is given up on (and terminated): booting
     # and installing axolotl takes about ten minutes.
     cloud_boot_timeout_seconds: int = Field(45 * 60, ge=30)

@@ -45,6 +45,9 @@ class Stack:
     backend: str
     aws_url: str  # moto: the "AWS account" cloud training jobs run in
     gce: FakeGce  # a fake Compute Engine: the "GCP project" they run in
+    # Cloud deployments reach every node at 127.0.0.1 on this port (moto's machines run
+    # nothing): a test serves a fake node there.
+    cloud_node_port: int = 0
 
     @property
     def url(self) -> str:
@@ -81,6 +84,7 @@ def stack(
     callback = f"http://127.0.0.1:{gateway_port}/api/v1/auth/oauth/{OIDC_PROVIDER_NAME}/callback"
     client_secret = secrets.token_urlsafe(24)
     otlp_port, spans = otlp_receiver
+    cloud_node_port = free_port()
     with (
         run_oidc_provider(
             client_id=OIDC_CLIENT_ID, client_secret=client_secret, redirect_uris=[callback]
@@ -119,6 +123,11 @@ def stack(
             # Deployments: a dead server is noticed within two seconds, not fifteen.
             "DEPLOYER_HEALTH_INTERVAL_SECONDS": "1",
             "DEPLOYER_HEALTH_FAILURES": "2",
+            # Cloud deployments: moto's instances never run vLLM, so a node that must answer
+            # is a fake one on this machine; one that never answers is given up in seconds.
+            "DEPLOYER_CLOUD_HOST_OVERRIDE": "127.0.0.1",
+            "DEPLOYER_CLOUD_PORT": str(cloud_node_port),
+            "DEPLOYER_CLOUD_BOOT_TIMEOUT_SECONDS": "20",
         }
         if database_url:
             overrides["DATABASE_URL"] = database_url
@@ -126,7 +135,7 @@ def stack(
             with httpx.Client(base_url=platform.url, timeout=30) as client:
                 # The first account becomes the administrator: create it before any test.
                 admin = make_user(client, email=random_email("admin"))
-            yield Stack(platform, idp, spans, admin, backend, aws_url, gce)
+            yield Stack(platform, idp, spans, admin, backend, aws_url, gce, cloud_node_port)
 
 
 @pytest.fixture

@@ -280,7 +280,7 @@ def test_stop_leaves_no_process(stack: Stack, client: httpx.Client, deployed: De
 def test_deployment_requests_are_checked(client: httpx.Client, user: SignedInUser) -> None:
     """Runs on both databases: nothing here starts a server."""
     for body, status, code in (
-        ({"base_model": BUNDLED, "target": "aws"}, 422, "target_not_available"),
+        ({"base_model": BUNDLED, "target": "aws"}, 422, "credential_required"),
         ({"base_model": BUNDLED, "target": "gcp"}, 422, "target_not_available"),
         ({"base_model": "no-such-model"}, 404, "unknown_base_model"),
         ({"model_version_id": "0" * 32}, 404, "model_version_not_found"),

@@ -123,6 +123,7 @@ class Ec2Instances:
                     }
                 ],
                 MetadataOptions={"HttpTokens": "required"},  # IMDSv2 only
+                **self._security_groups(request.open_ports),
                 TagSpecifications=[
                     {"ResourceType": "instance", "Tags": tags},
                     {"ResourceType": "volume", "Tags": tags},
@@ -149,6 +150,18 @@ class Ec2Instances:
             for instance in reservation.get("Instances", []):
                 return _STATES.get(instance["State"]["Name"], "gone")
         return "gone"
+
+    def address(self, ref: str) -> str:
+        try:
+            answer = self.ec2.describe_instances(InstanceIds=[ref])
+        except ClientError as error:
+            if _code(error).startswith("InvalidInstanceID"):
+                return ""
+            raise _translate(error, "look at the machine") from error
+        for reservation in answer.get("Reservations", []):
+            for instance in reservation.get("Instances", []):
+                return str(instance.get("PublicIpAddress") or "")
+        return ""
 
     def terminate(self, ref: str) -> None:
         try:
@@ -188,6 +201,42 @@ class Ec2Instances:
         return found
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _security_groups(self, ports: tuple[int, ...]) -> dict[str, Any]:
+        """Launch arguments that open `ports` to the platform: one security group per set of
+        ports, made once in the account's default VPC. No ports: the default group, which
+        admits nothing from outside."""
+        if not ports:
+            return {}
+        name = "forgeline-serving-" + "-".join(str(p) for p in sorted(ports))
+        try:
+            found = self.ec2.describe_security_groups(
+                Filters=[{"Name": "group-name", "Values": [name]}]
+            )["SecurityGroups"]
+            if found:
+                return {"SecurityGroupIds": [found[0]["GroupId"]]}
+            group_id = self.ec2.create_security_group(
+                GroupName=name,
+                Description="Forgeline serving nodes: the model API, behind a per-deployment key",
+            )["GroupId"]
+            self.ec2.authorize_security_group_ingress(
+                GroupId=group_id,
+                IpPermissions=[
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": port,
+                        "ToPort": port,
+                        "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                    }
+                    for port in sorted(ports)
+                ],
+            )
+        except ClientError as error:
+            raise _translate(error, "open the serving port") from error
+        except (BotoCoreError, EndpointConnectionError) as error:
+            raise _unreachable(self.region) from error
+        log.info("ec2 security group created", name=name, group_id=group_id)
+        return {"SecurityGroupIds": [group_id]}
 
     def _image(self) -> str:
         if self.image:
@@ -230,7 +279,9 @@ def _translate(error: ClientError, doing: str) -> ForgelineError:
         return PermissionDenied(
             "cloud_access_denied",
             f"These AWS credentials may not {doing}: give them ec2:RunInstances, "
-            "ec2:DescribeInstances, ec2:TerminateInstances and ec2:CreateTags.",
+            "ec2:DescribeInstances, ec2:TerminateInstances and ec2:CreateTags (and, to deploy "
+            "models, ec2:DescribeSecurityGroups, ec2:CreateSecurityGroup and "
+            "ec2:AuthorizeSecurityGroupIngress).",
         )
     if code in _QUOTA:
         return InvalidInput(

@@ -365,6 +365,21 @@ class GceInstances:
                 return "gone"
         return instance_state(instance.status)
 
+    def address(self, ref: str) -> str:
+        with _google_errors(_common_error):
+            try:
+                instance = self._instances.get(
+                    project=self.project, zone=self.zone, instance=ref,
+                    retry=READ_RETRY, timeout=CALL_TIMEOUT_S,
+                )  # fmt: skip
+            except api_exceptions.NotFound:
+                return ""
+        for interface in instance.network_interfaces:
+            for access in interface.access_configs:
+                if access.nat_i_p:
+                    return str(access.nat_i_p)
+        return ""
+
     def terminate(self, ref: str) -> None:
         # Not waited for: deletion takes a minute or two, and state() shows it going.
         with _google_errors(_common_error), contextlib.suppress(api_exceptions.NotFound):

@@ -32,6 +32,9 @@ class LaunchRequest:
     disk_gb: int = 200
     name: str = ""  # a readable instance name; defaults to one derived from the job id
     labels: dict[str, str] = field(default_factory=dict)
+    # TCP ports the platform must reach on the instance from outside (a serving node's API);
+    # training nodes only call out and open none.
+    open_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,9 @@ class InstanceApi(Protocol):
         the cloud refuses (quota, capacity, permissions)."""
 
     def state(self, ref: str) -> InstanceState: ...
+
+    def address(self, ref: str) -> str:
+        """The instance's public IP address; empty while it has none (booting, or gone)."""
 
     def terminate(self, ref: str) -> None:
         """Terminate or delete it; an instance already gone is not an error."""

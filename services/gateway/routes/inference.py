@@ -8,6 +8,7 @@ use OpenAI's shape, `{"error": {"message", "type", "code"}}`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -17,11 +18,14 @@ from fastapi.responses import JSONResponse, Response
 from forgeline.v1 import deployer_pb2
 
 from services.common.errors import InvalidInput, Unavailable
+from services.common.logging import get_logger
 from services.gateway.deps import CurrentPrincipal, DeployerDep
-from services.gateway.inference import ModelCache, Upstream, UpstreamStream
+from services.gateway.inference import ModelCache, Upstream, UpstreamStream, UseRecorder
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 # Headers of the upstream's answer not to copy: the body is re-framed by our server.
+log = get_logger(__name__)
+_pending: set[asyncio.Task[None]] = set()  # touches in flight, kept from the collector
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding"}
 
 
@@ -106,7 +110,7 @@ async def _resolve(owner_id: str, model: str, deployer: DeployerDep, cache: Mode
         )
         if reply.deployment.state != "ready" or not reply.upstream_url:
             raise not_ready(model, reply.deployment.state)
-        return Upstream(reply.deployment.id, reply.upstream_url, reply.served_name)
+        return Upstream(reply.deployment.id, reply.upstream_url, reply.served_name, reply.api_key)
 
     return await cache.resolve(owner_id, model, lookup)
 
@@ -117,6 +121,7 @@ async def _forward(request: Request, owner_id: str, deployer: DeployerDep, path:
     cache: ModelCache = request.app.state.model_cache
     client: httpx.AsyncClient = request.app.state.inference_http
     upstream = await _resolve(owner_id, model, deployer, cache)
+    _record_use(request, owner_id, upstream.deployment_id, deployer)
     try:
         response = await _send(client, upstream, path, body)
     except httpx.ConnectError:
@@ -155,8 +160,30 @@ async def _send(
     client: httpx.AsyncClient, upstream: Upstream, path: str, body: dict[str, Any]
 ) -> httpx.Response:
     payload = {**body, "model": upstream.served_name}
-    outgoing = client.build_request("POST", f"{upstream.url}/{path}", json=payload)
+    outgoing = client.build_request(
+        "POST", f"{upstream.url}/{path}", json=payload, headers=upstream.headers
+    )
     return await client.send(outgoing, stream=True)
+
+
+def _record_use(request: Request, owner_id: str, deployment_id: str, deployer: DeployerDep) -> None:
+    """Restart the deployment's idle clock, in the background: a request never waits on it."""
+    recorder: UseRecorder = request.app.state.use_recorder
+    if not recorder.due(deployment_id):
+        return
+
+    async def touch() -> None:
+        try:
+            await deployer.call(
+                "TouchDeployment",
+                deployer_pb2.TouchDeploymentRequest(owner_id=owner_id, id=deployment_id),
+            )
+        except Exception as error:  # a lost touch only makes an idle stop come sooner
+            log.warning("could not record a deployment's use", error=str(error))
+
+    task = asyncio.create_task(touch())
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
 
 
 def _is_json(content: bytes) -> bool:

@@ -1,0 +1,50 @@
+"""An instance API for a stored cloud credential: the one factory training and deployments
+both use, so a credential behaves alike in both.
+
+The endpoints and images are the operator's choice, never the user's: tests point them at
+moto and a fake Compute Engine, private clouds at their own. The variables keep the names
+they had when training was their only user (TRAINER_AWS_ENDPOINT_URL, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.common.cloud.aws import Ec2Instances
+from services.common.cloud.gcp import GceInstances
+from services.common.cloud.instances import InstanceApi
+from services.common.errors import InvalidInput
+
+
+class CloudEndpointSettings(BaseModel):
+    """Mixed into a service's settings (pydantic-settings reads each field's variable)."""
+
+    trainer_aws_endpoint_url: str = ""
+    trainer_aws_image_id: str = ""  # default: AWS's current Deep Learning AMI (via SSM)
+    trainer_gcp_api_endpoint: str = ""
+    trainer_gcp_image: str = ""  # default: the Deep Learning VM image family
+
+
+def instance_api(
+    settings: CloudEndpointSettings, kind: str, location: str, secret: dict[str, Any]
+) -> InstanceApi:
+    """The instance API of one account (`secret`, decrypted) in one region or zone."""
+    if kind == "aws":
+        return Ec2Instances(
+            access_key_id=secret["access_key_id"],
+            secret_access_key=secret["secret_access_key"],
+            session_token=secret.get("session_token") or None,
+            region=location,
+            endpoint_url=settings.trainer_aws_endpoint_url or None,
+            image=settings.trainer_aws_image_id or None,
+        )
+    if kind == "gcp":
+        return GceInstances(
+            secret["service_account"],
+            location,
+            api_endpoint=settings.trainer_gcp_api_endpoint or None,
+            image=settings.trainer_gcp_image or None,
+        )
+    raise InvalidInput("unknown_credential_kind", "These credentials cannot start machines.")
