@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
 from services.common.db import session_scope
 from services.common.errors import ForgelineError
@@ -34,10 +33,7 @@ class Reaped:
 
 
 def reap(engine: Engine, settings: TrainerSettings) -> list[Reaped]:
-    with session_scope(engine) as db:
-        accounts = list(
-            db.exec(select(Credential).where(col(Credential.kind).in_(("aws", "gcp")))).all()
-        )
+    accounts = credentials.list_cloud(engine)
     reaped: list[Reaped] = []
     for credential in accounts:
         try:
