@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -37,12 +38,17 @@ class Platform:
         return "\n".join(parts)
 
 
+# Below Linux's ephemeral range (32768-60999): `weed mini` binds its servers one after the
+# other over a minute or two, and a block taken from the ephemeral range can meanwhile be
+# handed to some client connection as its source port (seen once: the admin server could not
+# bind, and SeaweedFS stopped the whole stack).
+_BLOCK_RANGE = (20000, 32000)
+
+
 def free_port_block(span: int) -> int:
     """A start port with `span` free ports above it (SeaweedFS needs a block)."""
     for _ in range(50):
-        base = free_port()
-        if base + span >= 65535:
-            continue
+        base = random.randrange(_BLOCK_RANGE[0], _BLOCK_RANGE[1] - span)
         socks = []
         try:
             for offset in range(span):
