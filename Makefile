@@ -46,7 +46,7 @@ test: venv proto engines $(OIDC_PROVIDER)/node_modules
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services
-	HF_HUB_OFFLINE=1 $(PY) -m pytest tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests --durations=40
 
 bench: venv proto
 	$(PY) -m bench.auth_overhead

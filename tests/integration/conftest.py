@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
 import pytest
 
 from services.common.bundled_model import ensure_hf_model
-from tests.factories import SignedInUser, make_user, random_email
+from tests.factories import SignedInUser, login, make_user, random_email
 from tests.servers import free_port
 from tests.servers.gce import FakeGce, run_fake_gce
 from tests.servers.moto import run_moto
@@ -34,6 +35,8 @@ MODELS_DIR = Path(
 )
 OIDC_PROVIDER_NAME = "testidp"
 OIDC_CLIENT_ID = "forgeline-test"
+# Access tokens live 15 minutes (the auth service default); the admin signs in again after 10.
+ADMIN_TOKEN_REUSE_SECONDS = 600
 
 
 @dataclass
@@ -41,7 +44,7 @@ class Stack:
     platform: Platform
     idp: OidcProvider
     spans: SpanStore
-    admin: SignedInUser
+    first_user: SignedInUser  # the administrator, as signed in when the session started
     backend: str
     aws_url: str  # moto: the "AWS account" cloud training jobs run in
     gce: FakeGce  # a fake Compute Engine: the "GCP project" they run in
@@ -52,6 +55,23 @@ class Stack:
     @property
     def url(self) -> str:
         return self.platform.url
+
+    @property
+    def admin(self) -> SignedInUser:
+        """The administrator with a live access token. The session outlives the token's
+        fifteen minutes (a CI run took forty), so it signs in again when the token is old."""
+        if time.monotonic() - self._admin_signed_in_at > ADMIN_TOKEN_REUSE_SECONDS:
+            with httpx.Client(base_url=self.url, timeout=30) as client:
+                pair = login(client, self.first_user.email, self.first_user.password)
+            self.first_user = replace(
+                self.first_user,
+                access_token=pair["access_token"],
+                refresh_token=pair["refresh_token"],
+            )
+            self._admin_signed_in_at = time.monotonic()
+        return self.first_user
+
+    _admin_signed_in_at: float = field(default_factory=time.monotonic)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
