@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from services.gateway.stream_tap import OutcomeHook, StreamTap
+
 OPENAI_PREFIX = "/v1"
 
 _TYPES = {
@@ -126,11 +128,19 @@ class UpstreamStream(StreamingResponse):
     """Relay an upstream streamed response chunk by chunk, and close it when either side
     ends: the client disconnecting cancels the relay and closes the upstream request."""
 
-    def __init__(self, upstream: httpx.Response) -> None:
+    def __init__(
+        self,
+        upstream: httpx.Response,
+        *,
+        keep_usage_event: bool = True,
+        on_outcome: OutcomeHook | None = None,
+    ) -> None:
         self.upstream = upstream
+        self.tap = StreamTap(upstream.aiter_raw(), keep_usage_event=keep_usage_event)
+        self.on_outcome = on_outcome
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         super().__init__(
-            upstream.aiter_raw(),
+            aiter(self.tap),
             status_code=upstream.status_code,
             media_type=upstream.headers.get("content-type", "text/event-stream"),
             headers=headers,
@@ -152,3 +162,5 @@ class UpstreamStream(StreamingResponse):
             # Shielded: this runs while being cancelled, and must still close the socket.
             with anyio.CancelScope(shield=True):
                 await self.upstream.aclose()
+                if self.on_outcome is not None:
+                    await self.on_outcome(self.tap.finish())

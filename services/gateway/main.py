@@ -84,6 +84,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         app.state.model_cache = ModelCache(settings.model_cache_ttl_seconds)
         app.state.use_recorder = UseRecorder()
+        # What each generation amounted to goes to these (usage accounting, chat history).
+        app.state.outcome_listeners = []
         # To the deployments' servers: generations take long, and streams stay open.
         app.state.inference_http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.inference_timeout_seconds, connect=5.0),

@@ -15,12 +15,20 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from forgeline.v1 import deployer_pb2
+from forgeline.v1 import auth_pb2, deployer_pb2
 
 from services.common.errors import InvalidInput, Unavailable
 from services.common.logging import get_logger
 from services.gateway.deps import CurrentPrincipal, DeployerDep
 from services.gateway.inference import ModelCache, Upstream, UpstreamStream, UseRecorder
+from services.gateway.stream_tap import (
+    Generation,
+    Outcome,
+    OutcomeHook,
+    OutcomeListener,
+    ask_for_usage,
+    read_whole,
+)
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 # Headers of the upstream's answer not to copy: the body is re-framed by our server.
@@ -65,7 +73,7 @@ async def chat_completions(
     request: Request, principal: CurrentPrincipal, deployer: DeployerDep
 ) -> Response:
     """OpenAI chat completions, passed to your deployment's vLLM server."""
-    return await _forward(request, principal.user.id, deployer, "chat/completions")
+    return await _forward(request, principal, deployer, "chat/completions")
 
 
 @router.post("/completions", response_model=None)
@@ -73,7 +81,7 @@ async def completions(
     request: Request, principal: CurrentPrincipal, deployer: DeployerDep
 ) -> Response:
     """OpenAI (legacy) text completions, passed to your deployment's vLLM server."""
-    return await _forward(request, principal.user.id, deployer, "completions")
+    return await _forward(request, principal, deployer, "completions")
 
 
 async def _read_body(request: Request) -> dict[str, Any]:
@@ -115,13 +123,22 @@ async def _resolve(owner_id: str, model: str, deployer: DeployerDep, cache: Mode
     return await cache.resolve(owner_id, model, lookup)
 
 
-async def _forward(request: Request, owner_id: str, deployer: DeployerDep, path: str) -> Response:
+async def _forward(
+    request: Request, principal: auth_pb2.Principal, deployer: DeployerDep, path: str
+) -> Response:
+    owner_id = principal.user.id
     body = await _read_body(request)
     model = body["model"]
     cache: ModelCache = request.app.state.model_cache
     client: httpx.AsyncClient = request.app.state.inference_http
     upstream = await _resolve(owner_id, model, deployer, cache)
     _record_use(request, owner_id, upstream.deployment_id, deployer)
+    generation = Generation(
+        owner_id, principal.credential_id, upstream.deployment_id, model, path, dict(body)
+    )
+    on_outcome = _outcome_hook(request, generation)
+    streamed = bool(body.get("stream"))
+    keep_usage_event = ask_for_usage(body) if streamed else True
     try:
         response = await _send(client, upstream, path, body)
     except httpx.ConnectError:
@@ -136,8 +153,8 @@ async def _forward(request: Request, owner_id: str, deployer: DeployerDep, path:
     except httpx.TransportError:
         cache.forget(owner_id, model)
         raise not_ready(model, "not answering") from None
-    if body.get("stream") and response.status_code == 200:
-        return UpstreamStream(response)
+    if streamed and response.status_code == 200:
+        return UpstreamStream(response, keep_usage_event=keep_usage_event, on_outcome=on_outcome)
     try:
         content = await response.aread()
     except httpx.TransportError:
@@ -145,6 +162,8 @@ async def _forward(request: Request, owner_id: str, deployer: DeployerDep, path:
         raise not_ready(model, "not answering") from None
     finally:
         await response.aclose()
+    if response.status_code == 200:
+        await on_outcome(read_whole(content))
     headers = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_HEADERS}
     if response.status_code >= 400 and not _is_json(content):
         return JSONResponse(
@@ -164,6 +183,19 @@ async def _send(
         "POST", f"{upstream.url}/{path}", json=payload, headers=upstream.headers
     )
     return await client.send(outgoing, stream=True)
+
+
+def _outcome_hook(request: Request, generation: Generation) -> OutcomeHook:
+    listeners: list[OutcomeListener] = request.app.state.outcome_listeners
+
+    async def tell_listeners(outcome: Outcome) -> None:
+        for listener in listeners:
+            try:
+                await listener(generation, outcome)
+            except Exception as error:  # the answer is already the client's; log and go on
+                log.warning("an outcome listener failed", error=str(error), exc_info=True)
+
+    return tell_listeners
 
 
 def _record_use(request: Request, owner_id: str, deployment_id: str, deployer: DeployerDep) -> None:
