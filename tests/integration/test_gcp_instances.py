@@ -364,3 +364,75 @@ def test_an_unexpected_refusal_passes_on_googles_reason(
     error = raises("cloud_error", lambda: gce(fake, private_key).launch(request()))
     assert error.message.endswith("Invalid value for field 'resource.name'.")
     assert "http://" not in error.message  # api_core's "POST <url>: " prefix is dropped
+
+
+# --- serving nodes: the firewall rule for their port, their address ---------------------------
+
+
+def test_a_serving_node_opens_its_port_with_one_firewall_rule(
+    fake: FakeGce, private_key: rsa.RSAPrivateKey
+) -> None:
+    fake.insert_operation_status = "RUNNING"  # the rule's global operation is waited on
+    instances = gce(fake, private_key)
+    serving = request(open_ports=(8000,), open_to=("203.0.113.0/24",), name="fl-serving-1")
+    name = instances.launch(serving)
+
+    rule = fake.firewalls["forgeline-serving-8000"]
+    assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": ["8000"]}]
+    assert rule["sourceRanges"] == ["203.0.113.0/24"]
+    assert rule["targetTags"] == ["forgeline-serving-8000"]
+    assert rule["direction"] == "INGRESS"
+    assert rule["network"].endswith("/global/networks/default")
+    assert fake.inserts[0]["tags"] == {"items": ["forgeline-serving-8000"]}
+    assert fake.instances[name]["tags"]["items"] == ["forgeline-serving-8000"]
+    waits = [p for m, p in fake.requests if m == "POST" and "/global/operations/" in p]
+    assert waits and all(p.endswith("/wait") for p in waits)
+
+    # A second node reuses the rule; a training node opens nothing and carries no tag.
+    instances.launch(request("3" * 32, open_ports=(8000,), open_to=("203.0.113.0/24",)))
+    instances.launch(request("4" * 32))
+    assert [verb for verb, _ in fake.firewall_writes] == ["insert"]
+    assert "tags" not in fake.inserts[2]
+
+    # The operator narrowed the source ranges: the rule follows.
+    instances.launch(request("5" * 32, open_ports=(8000,), open_to=("198.51.100.7/32",)))
+    assert [verb for verb, _ in fake.firewall_writes] == ["insert", "patch"]
+    assert fake.firewalls["forgeline-serving-8000"]["sourceRanges"] == ["198.51.100.7/32"]
+    assert len(fake.firewalls) == 1
+
+
+def test_a_rule_made_by_a_concurrent_launch_is_fine(
+    fake: FakeGce, private_key: rsa.RSAPrivateKey
+) -> None:
+    instances = gce(fake, private_key)
+    # Between our get (404) and our insert, another worker made it: the insert answers 409.
+    fake.refuse_next(404, "The resource 'forgeline-serving-8000' was not found", "notFound")
+    fake.refuse_next(409, "The resource 'forgeline-serving-8000' already exists", "alreadyExists")
+    name = instances.launch(request(open_ports=(8000,)))
+    assert name in fake.instances
+    assert fake.inserts[0]["tags"] == {"items": ["forgeline-serving-8000"]}
+
+
+def test_a_service_account_that_may_not_make_firewall_rules_is_told_so(
+    fake: FakeGce, private_key: rsa.RSAPrivateKey
+) -> None:
+    fake.refuse_next(
+        403, "Required 'compute.firewalls.get' permission for 'projects/forgeline-test'",
+        "forbidden",
+    )  # fmt: skip
+    error = raises("cloud_access_denied", lambda: gce(fake, private_key).launch(
+        request(open_ports=(8000,))
+    ))  # fmt: skip
+    assert isinstance(error, PermissionDenied)
+    assert "Compute Security Admin" in error.message and "forgeline-serving-8000" in error.message
+    assert fake.inserts == [] and fake.instances == {}  # no node that nobody could reach
+
+
+def test_address_is_the_external_ip_of_the_access_config(
+    fake: FakeGce, private_key: rsa.RSAPrivateKey
+) -> None:
+    instances = gce(fake, private_key)
+    name = instances.launch(request())
+    access = fake.instances[name]["networkInterfaces"][0]["accessConfigs"][0]
+    assert access["natIP"] and instances.address(name) == access["natIP"]
+    assert instances.address("forgeline-never-launched") == ""

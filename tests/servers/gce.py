@@ -2,8 +2,10 @@
 for `google.cloud.compute_v1` (REST transport) and `google.oauth2.service_account` to run
 against it unchanged: they only need the endpoint and the key's `token_uri` pointed here.
 
-It keeps instances in memory, records every insert body and token assertion for the tests
-to inspect, and can be told to refuse the next call the way Google does.
+It keeps instances and firewall rules in memory, records every insert body and token
+assertion for the tests to inspect, and can be told to refuse the next call the way Google
+does. Like GCE, it gives an inserted instance an ephemeral external IP (`natIP`) on each
+access config, stores a firewall rule's network as a full URL and fills in its defaults.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ _INSTANCES = re.compile(_BASE + "/instances$")
 _INSTANCE = re.compile(_BASE + "/instances/(?P<name>[^/]+)$")
 _OPERATION = re.compile(_BASE + "/operations/(?P<op>[^/]+?)(?P<wait>/wait)?$")
 _LABEL_FILTER = re.compile(r"labels\.([A-Za-z0-9_-]+):\*")
+_GLOBAL = "/compute/v1/projects/(?P<project>[^/]+)/global"
+_FIREWALLS = re.compile(_GLOBAL + "/firewalls$")
+_FIREWALL = re.compile(_GLOBAL + "/firewalls/(?P<name>[^/]+)$")
+_GLOBAL_OPERATION = re.compile(_GLOBAL + "/operations/(?P<op>[^/]+?)(?P<wait>/wait)?$")
+_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# The networks the fake project has (a new project has only its default one).
+_NETWORKS = ("default",)
 
 
 @dataclass
@@ -49,13 +58,16 @@ class FakeGce:
     zone: str = "us-central1-a"
     instances: dict[str, dict[str, Any]] = field(default_factory=dict)
     inserts: list[dict[str, Any]] = field(default_factory=list)  # request bodies, in order
+    firewalls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    firewall_writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (verb, body)
     token_requests: list[dict[str, str]] = field(default_factory=list)  # form fields
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     page_size: int = 500  # the most instances one list page holds
     token: str = TOKEN  # what the token endpoint hands out (the API accepts only TOKEN)
     reject_tokens: bool = False  # answer the token endpoint with invalid_grant
     deny: bool = False  # answer every API call 403, as for a role-less service account
-    insert_operation_status: str = "DONE"  # "RUNNING": the client has to wait on it
+    # "RUNNING": the client has to wait on the operation (instance and firewall inserts)
+    insert_operation_status: str = "DONE"
     insert_operation_error: dict[str, Any] | None = None  # a DONE operation that failed
     port: int = 0
     _refusals: list[Refusal] = field(default_factory=list)
@@ -124,6 +136,10 @@ class FakeGce:
     def _compute(
         self, method: str, path: str, query: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, Any]]:
+        for glob in (_FIREWALLS, _FIREWALL, _GLOBAL_OPERATION):
+            found = glob.match(path)
+            if found:
+                return self._global(glob, found, method, body)
         for pattern in (_INSTANCES, _INSTANCE, _OPERATION):
             match = pattern.match(path)
             if match:
@@ -154,6 +170,102 @@ class FakeGce:
             return 200, operation
         return 404, _error(404, f"No {method} here.", "notFound")
 
+    def _global(
+        self, pattern: re.Pattern[str], match: re.Match[str], method: str, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        """Firewall rules and global operations: project-wide, no zone in the path."""
+        if match["project"] != self.project:
+            return 404, _error(404, f"The resource 'projects/{match['project']}' was not found",
+                               "notFound")  # fmt: skip
+        if pattern is _FIREWALLS and method == "POST":
+            return self._insert_firewall(json.loads(body))
+        if pattern is _FIREWALLS and method == "GET":
+            return 200, {"kind": "compute#firewallList", "id": "list",
+                         "items": list(self.firewalls.values())}  # fmt: skip
+        if pattern is _FIREWALL:
+            name = match["name"]
+            if name not in self.firewalls:
+                link = f"projects/{self.project}/global/firewalls/{name}"
+                return 404, _error(404, f"The resource '{link}' was not found", "notFound")
+            if method == "GET":
+                return 200, self.firewalls[name]
+            if method == "PATCH":
+                return self._patch_firewall(name, json.loads(body))
+            if method == "DELETE":
+                del self.firewalls[name]
+                return 200, self._global_operation("delete", name)
+        if pattern is _GLOBAL_OPERATION and match["op"] in self._operations:
+            operation = self._operations[match["op"]]
+            operation["status"] = "DONE"
+            return 200, operation
+        return 404, _error(404, f"No {method} here.", "notFound")
+
+    def _insert_firewall(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self.firewall_writes.append(("insert", body))
+        name = str(body.get("name", ""))
+        if not _NAME.match(name):
+            return 400, _error(400, f"Invalid value for field 'resource.name': '{name}'.",
+                               "invalid")  # fmt: skip
+        if name in self.firewalls:
+            link = f"projects/{self.project}/global/firewalls/{name}"
+            return 409, _error(409, f"The resource '{link}' already exists", "alreadyExists")
+        problem = self._firewall_problem(body)
+        if problem is not None:
+            return problem
+        self.firewalls[name] = self._firewall(body)
+        return 200, self._global_operation("insert", name, self.insert_operation_status)
+
+    def _patch_firewall(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """PATCH semantics: the fields sent replace the stored ones, the others stay."""
+        self.firewall_writes.append(("patch", body))
+        merged = {**self.firewalls[name], **body, "name": name}
+        problem = self._firewall_problem(merged)
+        if problem is not None:
+            return problem
+        self.firewalls[name] = self._firewall(merged)
+        return 200, self._global_operation("patch", name)
+
+    def _firewall_problem(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        if not body.get("allowed") and not body.get("denied"):
+            return 400, _error(400, "Invalid value for field 'resource.allowed': ''. Must "
+                               "specify at least one rule.", "invalid")  # fmt: skip
+        network = str(body.get("network") or "global/networks/default").rsplit("/", 1)[-1]
+        if network not in _NETWORKS:
+            link = f"projects/{self.project}/global/networks/{network}"
+            return 404, _error(404, f"The resource '{link}' was not found", "notFound")
+        return None
+
+    def _firewall(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["name"]
+        network = str(body.get("network") or "global/networks/default").rsplit("/", 1)[-1]
+        return {
+            "direction": "INGRESS",
+            "priority": 1000,
+            "disabled": False,
+            "logConfig": {"enable": False},
+            **({} if body.get("destinationRanges") else {"sourceRanges": ["0.0.0.0/0"]}),
+            **body,
+            "kind": "compute#firewall",
+            "id": body.get("id") or str(next(self._ids)),
+            "network": f"{self._root()}/global/networks/{network}",
+            "selfLink": f"{self._root()}/global/firewalls/{name}",
+        }
+
+    def _global_operation(self, kind: str, target: str, status: str = "DONE") -> dict[str, Any]:
+        name = f"operation-{next(self._ids)}-{kind}"
+        operation = {
+            "kind": "compute#operation",
+            "id": str(next(self._ids)),
+            "name": name,
+            "operationType": kind,
+            "status": status,
+            "progress": 100 if status == "DONE" else 0,
+            "targetLink": f"{self._root()}/global/firewalls/{target}",
+            "selfLink": f"{self._root()}/global/operations/{name}",
+        }
+        self._operations[name] = operation
+        return dict(operation)
+
     def _list(self, query: dict[str, str]) -> dict[str, Any]:
         found = list(self.instances.values())
         wanted = _LABEL_FILTER.fullmatch(query.get("filter", ""))
@@ -182,8 +294,19 @@ class FakeGce:
         return 200, operation
 
     def _instance(self, name: str, body: dict[str, Any], status: str) -> dict[str, Any]:
+        interfaces = [
+            {
+                **interface,
+                "accessConfigs": [
+                    {**access, "natIP": f"203.0.113.{next(self._ids) % 250 + 1}"}
+                    for access in interface.get("accessConfigs", [])
+                ],
+            }
+            for interface in body.get("networkInterfaces", [])
+        ]
         return {
             **body,
+            **({"networkInterfaces": interfaces} if interfaces else {}),
             "kind": "compute#instance",
             "id": str(next(self._ids)),
             "status": status,
@@ -230,7 +353,7 @@ def _handler(fake: FakeGce) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_DELETE = _serve
+        do_GET = do_POST = do_DELETE = do_PATCH = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep the test output quiet

@@ -123,7 +123,7 @@ class Ec2Instances:
                     }
                 ],
                 MetadataOptions={"HttpTokens": "required"},  # IMDSv2 only
-                **self._security_groups(request.open_ports),
+                **self._security_groups(request.open_ports, request.open_to),
                 TagSpecifications=[
                     {"ResourceType": "instance", "Tags": tags},
                     {"ResourceType": "volume", "Tags": tags},
@@ -202,10 +202,11 @@ class Ec2Instances:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _security_groups(self, ports: tuple[int, ...]) -> dict[str, Any]:
-        """Launch arguments that open `ports` to the platform: one security group per set of
-        ports, made once in the account's default VPC. No ports: the default group, which
-        admits nothing from outside."""
+    def _security_groups(self, ports: tuple[int, ...], sources: tuple[str, ...]) -> dict[str, Any]:
+        """Launch arguments that open `ports` to `sources` (CIDRs): one security group per
+        set of ports, made once in the account's default VPC (a group made earlier keeps the
+        ranges it was made with). No ports: the default group, which admits nothing from
+        outside."""
         if not ports:
             return {}
         name = "forgeline-serving-" + "-".join(str(p) for p in sorted(ports))
@@ -226,7 +227,8 @@ class Ec2Instances:
                         "IpProtocol": "tcp",
                         "FromPort": port,
                         "ToPort": port,
-                        "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                        "IpRanges": [{"CidrIp": c} for c in sources if ":" not in c],
+                        "Ipv6Ranges": [{"CidrIpv6": c} for c in sources if ":" in c],
                     }
                     for port in sorted(ports)
                 ],

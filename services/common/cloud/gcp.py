@@ -21,6 +21,10 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
 from google.auth import exceptions as auth_exceptions
 from google.cloud import compute_v1
+from google.cloud.compute_v1.services.firewalls.transports.rest import FirewallsRestTransport
+from google.cloud.compute_v1.services.global_operations.transports.rest import (
+    GlobalOperationsRestTransport,
+)
 from google.cloud.compute_v1.services.instances.transports.rest import InstancesRestTransport
 from google.cloud.compute_v1.services.zone_operations.transports.rest import (
     ZoneOperationsRestTransport,
@@ -36,6 +40,9 @@ from services.common.cloud.instances import (
     TaggedInstance,
 )
 from services.common.errors import ForgelineError, InvalidInput, PermissionDenied, Unavailable
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 DEFAULT_HOST = "compute.googleapis.com"
@@ -45,6 +52,13 @@ DEFAULT_HOST = "compute.googleapis.com"
 # its newest image. Families are retired as CUDA/PyTorch move on: list the current ones with
 # `gcloud compute images list --project deeplearning-platform-release --no-standard-images`.
 DEFAULT_IMAGE = "projects/deeplearning-platform-release/global/images/family/pytorch-2-4-cu124"
+
+# Every instance joins the project's default network, and a serving node's firewall rule is
+# made on it.
+NETWORK = "global/networks/default"
+# Instances whose ports must be reachable carry a network tag named after their firewall rule,
+# so each rule admits exactly the instances that asked for it.
+FIREWALL_PREFIX = "forgeline-serving-"
 
 # Machine families that come with their GPUs built in (A100, H100/H200, L4, B200): asking for
 # guest accelerators on them is an error. Every other family (N1 above all) needs them.
@@ -151,6 +165,47 @@ def instance_labels(request: LaunchRequest) -> dict[str, str]:
     labels[JOB_TAG] = label_value(request.job_id)
     labels[OWNER_TAG] = label_value(request.owner_id)
     return labels
+
+
+def firewall_name(ports: tuple[int, ...]) -> str:
+    """One rule (and network tag) per set of ports, like AWS's security group: "forgeline-
+    serving-8000". GCE names allow 63 characters; a serving node opens one port."""
+    return (FIREWALL_PREFIX + "-".join(str(p) for p in sorted(set(ports))))[:63].rstrip("-")
+
+
+def firewall_rule(ports: tuple[int, ...], source_ranges: tuple[str, ...]) -> compute_v1.Firewall:
+    """The ingress rule opening `ports` (TCP) to the instances tagged with its name."""
+    name = firewall_name(ports)
+    return compute_v1.Firewall(
+        name=name,
+        description="Forgeline serving nodes: the model API, behind a per-deployment key",
+        network=NETWORK,
+        direction="INGRESS",
+        priority=1000,
+        allowed=[
+            compute_v1.Allowed(I_p_protocol="tcp", ports=[str(p) for p in sorted(set(ports))])
+        ],
+        source_ranges=sorted(source_ranges),
+        target_tags=[name],
+    )
+
+
+def rule_matches(current: compute_v1.Firewall, wanted: compute_v1.Firewall) -> bool:
+    """Whether an existing rule already admits exactly what `wanted` does: the operator may
+    have narrowed the source ranges since it was made, and then it is updated."""
+
+    def allowed(rule: compute_v1.Firewall) -> set[tuple[str, tuple[str, ...]]]:
+        return {(a.I_p_protocol.lower(), tuple(sorted(a.ports))) for a in rule.allowed}
+
+    return (
+        not current.disabled
+        and current.direction in ("", "INGRESS")  # GCE's default direction is INGRESS
+        and current.network.endswith(NETWORK.split("/", 1)[1])
+        and sorted(current.source_ranges) == sorted(wanted.source_ranges)
+        and sorted(current.target_tags) == sorted(wanted.target_tags)
+        and allowed(current) == allowed(wanted)
+        and not current.denied
+    )
 
 
 def instance_state(status: str) -> InstanceState:
@@ -266,6 +321,20 @@ def _launch_error(failure: _Failure, zone: str) -> ForgelineError:
     return _common_error(failure)
 
 
+def _firewall_error(failure: _Failure, rule: str) -> ForgelineError:
+    if failure.status == 403 and not failure.mentions(
+        "accessNotConfigured", "SERVICE_DISABLED", "has not been used"
+    ):
+        return PermissionDenied(
+            "cloud_access_denied",
+            "This service account may not manage firewall rules, which a deployment needs to "
+            "open its model port. Give it the 'Compute Security Admin' role in the Google Cloud "
+            f"console (IAM & Admin), or have an administrator create the rule {rule!r} as "
+            "Forgeline would, then try again.",
+        )
+    return _common_error(failure)
+
+
 def _is_already_exists(failure: _Failure) -> bool:
     return failure.status == 409 or failure.mentions("alreadyExists", "ALREADY_EXISTS")
 
@@ -311,6 +380,15 @@ class GceInstances:
                 host=host, credentials=credentials, url_scheme=scheme
             )
         )
+        # Firewall rules are global resources, and so are the operations that make them.
+        self._firewalls = compute_v1.FirewallsClient(
+            transport=FirewallsRestTransport(host=host, credentials=credentials, url_scheme=scheme)
+        )
+        self._global_operations = compute_v1.GlobalOperationsClient(
+            transport=GlobalOperationsRestTransport(
+                host=host, credentials=credentials, url_scheme=scheme
+            )
+        )
 
     def check(self) -> None:
         with _google_errors(self._check_error):
@@ -334,7 +412,10 @@ class GceInstances:
 
     def launch(self, request: LaunchRequest) -> str:
         name = instance_name(request)
-        body = self._instance_body(name, request)
+        network_tags = []
+        if request.open_ports:
+            network_tags.append(self.open_ports(request.open_ports, request.open_to))
+        body = self._instance_body(name, request, network_tags)
         with _google_errors(self._launch_error):
             try:
                 # insert_unary returns the plain Operation; insert() would wrap it in a
@@ -353,6 +434,45 @@ class GceInstances:
 
     def _launch_error(self, failure: _Failure) -> ForgelineError:
         return _launch_error(failure, self.zone)
+
+    def open_ports(self, ports: tuple[int, ...], source_ranges: tuple[str, ...]) -> str:
+        """Make sure the project's firewall admits TCP on `ports` from `source_ranges` to
+        instances tagged with the rule's name, and return that name (the tag). Made once per
+        project; updated when the operator's source ranges changed; a rule made by a
+        concurrent launch is fine."""
+        wanted = firewall_rule(ports, source_ranges)
+        name = wanted.name
+
+        def refusal(failure: _Failure) -> ForgelineError:
+            return _firewall_error(failure, name)
+
+        with _google_errors(refusal):
+            try:
+                current = self._firewalls.get(
+                    project=self.project, firewall=name, retry=READ_RETRY, timeout=CALL_TIMEOUT_S
+                )
+            except api_exceptions.NotFound:
+                current = None
+            if current is not None and rule_matches(current, wanted):
+                return name
+            if current is None:
+                try:
+                    op = self._firewalls.insert_unary(
+                        project=self.project, firewall_resource=wanted, timeout=CALL_TIMEOUT_S
+                    )
+                except api_exceptions.Conflict:
+                    return name  # another launch made it a moment ago
+            else:
+                op = self._firewalls.patch_unary(
+                    project=self.project, firewall=name, firewall_resource=wanted,
+                    timeout=CALL_TIMEOUT_S,
+                )  # fmt: skip
+            op = self._wait_global(op)
+        failure = _Failure.from_operation(op)
+        if failure is not None and not _is_already_exists(failure):
+            raise refusal(failure)
+        log.info("gce firewall rule made", name=name, updated=current is not None)
+        return name
 
     def state(self, ref: str) -> InstanceState:
         with _google_errors(_common_error):
@@ -412,7 +532,9 @@ class GceInstances:
             ]
         return [instance for instance in found if instance.state != "gone"]
 
-    def _instance_body(self, name: str, request: LaunchRequest) -> compute_v1.Instance:
+    def _instance_body(
+        self, name: str, request: LaunchRequest, network_tags: list[str]
+    ) -> compute_v1.Instance:
         zone = self.zone
         accelerators = []
         if request.gpus > 0 and not bundles_gpus(request.instance_type):
@@ -447,7 +569,7 @@ class GceInstances:
             # The node calls back to the platform and downloads models: it needs the internet.
             network_interfaces=[
                 compute_v1.NetworkInterface(
-                    network="global/networks/default",
+                    network=NETWORK,
                     access_configs=[
                         compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")
                     ],
@@ -461,16 +583,27 @@ class GceInstances:
                 ]
             ),
             labels=instance_labels(request),
+            # What firewall rules target; none (unset) for a node that opens no port.
+            tags=compute_v1.Tags(items=network_tags) if network_tags else None,
         )
 
     def _wait(self, op: compute_v1.Operation) -> compute_v1.Operation:
-        """Wait (server-side, up to two minutes a call) for the operation to finish."""
+        """Wait (server-side, up to two minutes a call) for a zone operation to finish."""
         deadline = time.monotonic() + self.launch_wait_s
         while not op.done and time.monotonic() < deadline:
             op = self._operations.wait(
                 project=self.project, zone=self.zone, operation=op.name,
                 timeout=CALL_TIMEOUT_S * 3,
             )  # fmt: skip
+        return op
+
+    def _wait_global(self, op: compute_v1.Operation) -> compute_v1.Operation:
+        """The same for a global operation (a firewall rule's), on our own endpoint too."""
+        deadline = time.monotonic() + self.launch_wait_s
+        while not op.done and time.monotonic() < deadline:
+            op = self._global_operations.wait(
+                project=self.project, operation=op.name, timeout=CALL_TIMEOUT_S * 3
+            )
         return op
 
 

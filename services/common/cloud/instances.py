@@ -35,6 +35,10 @@ class LaunchRequest:
     # TCP ports the platform must reach on the instance from outside (a serving node's API);
     # training nodes only call out and open none.
     open_ports: tuple[int, ...] = ()
+    # Where those ports are reachable from (CIDR ranges): the platform's own addresses where
+    # the operator knows them. Anywhere by default, which is acceptable only because every
+    # port opened today is a vLLM server that refuses requests without its deployment's key.
+    open_to: tuple[str, ...] = ("0.0.0.0/0",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,14 @@ import pytest
 from services.common.cloud.gcp import (
     accelerator_type,
     bundles_gpus,
+    firewall_name,
+    firewall_rule,
     instance_labels,
     instance_name,
     instance_state,
     label_key,
     label_value,
+    rule_matches,
 )
 from services.common.cloud.instances import JOB_TAG, OWNER_TAG, LaunchRequest
 from services.common.errors import InvalidInput
@@ -118,3 +121,30 @@ def test_labels_are_sanitised_and_the_forgeline_tags_win() -> None:
 )
 def test_gce_statuses_map_to_states(status: str, state: str) -> None:
     assert instance_state(status) == state
+
+
+def test_a_firewall_rule_opens_tcp_ports_to_instances_tagged_with_its_name() -> None:
+    assert firewall_name((8000,)) == "forgeline-serving-8000"
+    assert firewall_name((9000, 8000, 8000)) == "forgeline-serving-8000-9000"
+    assert GCE_NAME.fullmatch(firewall_name(tuple(range(60000, 60020))))
+    rule = firewall_rule((8000,), ("203.0.113.0/24", "10.0.0.0/8"))
+    assert rule.name == "forgeline-serving-8000"
+    assert rule.target_tags == ["forgeline-serving-8000"]
+    assert [(a.I_p_protocol, list(a.ports)) for a in rule.allowed] == [("tcp", ["8000"])]
+    assert list(rule.source_ranges) == ["10.0.0.0/8", "203.0.113.0/24"]
+    assert rule.direction == "INGRESS" and rule.network == "global/networks/default"
+
+
+def test_an_existing_rule_matches_only_when_it_admits_the_same() -> None:
+    wanted = firewall_rule((8000,), ("0.0.0.0/0",))
+    # GCE answers with the network as a full URL and its own fields filled in.
+    current = firewall_rule((8000,), ("0.0.0.0/0",))
+    current.network = "https://www.googleapis.com/compute/v1/projects/p/global/networks/default"
+    current.id = 42
+    assert rule_matches(current, wanted)
+    narrower = firewall_rule((8000,), ("198.51.100.7/32",))
+    assert not rule_matches(current, narrower)
+    assert not rule_matches(firewall_rule((8001,), ("0.0.0.0/0",)), wanted)
+    disabled = firewall_rule((8000,), ("0.0.0.0/0",))
+    disabled.disabled = True
+    assert not rule_matches(disabled, wanted)
