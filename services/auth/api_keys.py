@@ -23,6 +23,8 @@ from services.common.timestamps import utcnow
 KEY_PREFIX = "flk_"
 MAX_KEY_NAME = 100
 MAX_KEYS_PER_USER = 100
+# A key's own rate limits (per minute) are at most this; 0 means none of its own.
+MAX_RATE_LIMIT = 100_000_000
 # Writing last_used_at on every request would turn reads into writes; a minute is precise
 # enough for "when was this key last used".
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -32,12 +34,27 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create(ctx: AuthContext, *, user_id: str, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+def create(
+    ctx: AuthContext,
+    *,
+    user_id: str,
+    name: str,
+    scopes: list[str],
+    requests_per_minute: int = 0,
+    tokens_per_minute: int = 0,
+) -> tuple[ApiKey, str]:
     name = name.strip()
     if not name or len(name) > MAX_KEY_NAME:
         raise InvalidInput(
             "invalid_key_name", f"Give the key a name of 1 to {MAX_KEY_NAME} characters."
         )
+    for limit in (requests_per_minute, tokens_per_minute):
+        if not 0 <= limit <= MAX_RATE_LIMIT:
+            raise InvalidInput(
+                "invalid_rate_limit",
+                f"A key's rate limits are per minute, from 1 to {MAX_RATE_LIMIT} (0: the "
+                "platform's default).",
+            )
     with session_scope(ctx.engine) as db:
         user = crud.get_user(db, user_id=user_id)
         if user is None:
@@ -58,6 +75,8 @@ def create(ctx: AuthContext, *, user_id: str, name: str, scopes: list[str]) -> t
             prefix=prefix,
             key_hash=_hash(secret),
             scopes=" ".join(sorted(set(wanted))),
+            requests_per_minute=requests_per_minute or None,
+            tokens_per_minute=tokens_per_minute or None,
         )
         db.add(key)
     return key, secret
@@ -98,4 +117,12 @@ def authenticate(ctx: AuthContext, *, secret: str) -> Principal:
             key.last_used_at = now
             db.add(key)
         scopes = [s for s in key.scopes.split() if s in user_scopes(user)]
-        return Principal(user, scopes, "api_key", key.id, None)
+        return Principal(
+            user,
+            scopes,
+            "api_key",
+            key.id,
+            None,
+            requests_per_minute=key.requests_per_minute or 0,
+            tokens_per_minute=key.tokens_per_minute or 0,
+        )

@@ -67,6 +67,9 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    # Its own limits on the OpenAI-compatible API; None: the platform's default applies.
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
 
 class Identity(SQLModel, table=True):

@@ -15,6 +15,9 @@ class Principal:
     kind: str  # "access_token" | "api_key"
     credential_id: str  # session id or API key id
     expires_at: datetime | None  # None for API keys
+    # An API key's own rate limits (0: none of its own; the gateway's default applies).
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
 
 
 def user_scopes(user: User) -> list[str]:

@@ -36,6 +36,8 @@ def key_to_proto(key: ApiKey) -> auth_pb2.ApiKey:
         created_at=to_timestamp(key.created_at),
         last_used_at=to_timestamp(key.last_used_at),
         revoked_at=to_timestamp(key.revoked_at),
+        requests_per_minute=key.requests_per_minute or 0,
+        tokens_per_minute=key.tokens_per_minute or 0,
     )
 
 
@@ -55,6 +57,8 @@ def principal_to_proto(principal: Principal) -> auth_pb2.Principal:
         kind=_KINDS[principal.kind],
         credential_id=principal.credential_id,
         expires_at=to_timestamp(principal.expires_at),
+        requests_per_minute=principal.requests_per_minute,
+        tokens_per_minute=principal.tokens_per_minute,
     )
 
 
@@ -101,7 +105,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
         self, request: auth_pb2.CreateApiKeyRequest, context: grpc.ServicerContext
     ) -> auth_pb2.CreatedApiKey:
         key, secret = api_keys.create(
-            self.ctx, user_id=request.user_id, name=request.name, scopes=list(request.scopes)
+            self.ctx,
+            user_id=request.user_id,
+            name=request.name,
+            scopes=list(request.scopes),
+            requests_per_minute=request.requests_per_minute,
+            tokens_per_minute=request.tokens_per_minute,
         )
         return auth_pb2.CreatedApiKey(key=key_to_proto(key), secret=secret)
 

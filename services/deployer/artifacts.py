@@ -1,5 +1,6 @@
 """What a local server serves: a base model folder on this machine, or a fine-tuned model
-version of the owner, downloaded once from the object store and unpacked into a cache."""
+version of the owner (its merged model, or its LoRA adapter), downloaded once from the
+object store and unpacked into a cache."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ def base_model_dir(models_dir: Path, model_id: str, progress: Progress) -> Path:
     )
 
 
-def unpack(archive: Path, target: Path) -> Path:
-    """Extract a model archive into `target`, whole or not at all (safe paths only)."""
+def unpack(archive: Path, target: Path, required: str = "config.json") -> Path:
+    """Extract a model archive into `target`, whole or not at all (safe paths only); it
+    must hold `required` (a model's config.json, an adapter's adapter_config.json)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
     try:
@@ -42,9 +44,9 @@ def unpack(archive: Path, target: Path) -> Path:
             # The "data" filter refuses absolute paths, '..', links out of the folder and
             # device files.
             packed.extractall(staging, filter="data")
-        if not (staging / "config.json").is_file():
+        if not (staging / required).is_file():
             raise InvalidInput(
-                "model_archive_invalid", "The model version's archive holds no config.json."
+                "model_archive_invalid", f"The model version's archive holds no {required}."
             )
         staging.chmod(0o755)
         (staging / COMPLETE_MARKER).write_text(archive.name)
@@ -59,21 +61,41 @@ def unpack(archive: Path, target: Path) -> Path:
 
 def model_version_dir(cache_dir: Path, version: Any, s3: Any, progress: Progress) -> Path:
     """The merged model of a version (a trainer `ModelVersion` message), cached by id."""
-    target: Path = cache_dir / str(version.id) / "model"
-    if (target / COMPLETE_MARKER).exists():
-        return target
     if not version.merged_prefix:
         raise NotFound("model_version_not_found", "This model version has no merged model.")
+    return _cached(cache_dir, version, version.merged_prefix, "model", "config.json", s3, progress)
+
+
+def adapter_version_dir(cache_dir: Path, version: Any, s3: Any, progress: Progress) -> Path:
+    """The LoRA adapter of a version (PEFT files: adapter_config.json and weights)."""
+    if not version.adapter_prefix:
+        raise InvalidInput(
+            "model_version_has_no_adapter", "This model version has no LoRA adapter."
+        )
+    return _cached(
+        cache_dir, version, version.adapter_prefix, "adapter", "adapter_config.json", s3, progress
+    )
+
+
+def _cached(
+    cache_dir: Path, version: Any, key: str, kind: str, required: str, s3: Any,
+    progress: Progress,
+) -> Path:  # fmt: skip
+    """`cache_dir/<version id>/<kind>`, downloaded and unpacked once (under a file lock, so
+    two starts of one version do not both download it)."""
+    target: Path = cache_dir / str(version.id) / kind
+    if (target / COMPLETE_MARKER).exists():
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with (target.parent / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / COMPLETE_MARKER).exists():
             return target
-        archive = target.parent / "merged.tar.gz"
-        progress(f"downloading {version.merged_prefix} from the object store")
-        s3.download_file(version.bucket, version.merged_prefix, str(archive))
-        progress("unpacking the merged model")
+        archive = target.parent / f"{kind}.tar.gz"
+        progress(f"downloading {key} from the object store")
+        s3.download_file(version.bucket, key, str(archive))
+        progress(f"unpacking the {kind}")
         try:
-            return unpack(archive, target)
+            return unpack(archive, target, required)
         finally:
             archive.unlink(missing_ok=True)

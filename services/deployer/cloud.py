@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +21,10 @@ from services.common.cloud.instances import ROLE_TAG, InstanceApi, LaunchRequest
 from services.common.cloud.machines import GpuInstance, serving_instance
 from services.common.crypto import SecretBox
 from services.common.errors import InvalidInput
+from services.deployer.adapters import BASE_SERVED_NAME
 from services.deployer.catalogue import TrainerCatalogue
 from services.deployer.models import Deployment
-from services.deployer.node_script import ServingNode, startup_script
+from services.deployer.node_script import NodeAdapter, ServingNode, startup_script
 from services.deployer.settings import DeployerSettings
 from services.deployer.states import upstream_served_name
 
@@ -84,7 +85,7 @@ def split_ref(ref: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Launched:
-    ref: str  # "aws:i-0abc..."
+    ref: str  # "aws:i-0abc...", "gcp:fl-0123abcd4567-1"
     machine: GpuInstance
 
 
@@ -99,18 +100,21 @@ def launch(
     model_name: str,
     hub_id: str = "",
     model_url: str = "",
+    adapters: Sequence[NodeAdapter] = (),
 ) -> Launched:
-    """Start the serving node of one attempt of a deployment."""
+    """Start the serving node of one attempt of a deployment (with `adapters`: the hub
+    model is their base, served under a private name; each adapter under its own)."""
     machine = machine_for(api.provider, parameters, model_name)
     script = startup_script(
         ServingNode(
             deployment_id=row.id,
-            served_name=upstream_served_name(row.name),
+            served_name=BASE_SERVED_NAME if adapters else upstream_served_name(row.name),
             api_key=api_key,
             port=settings.deployer_cloud_port,
             hub_id=hub_id,
             model_url=model_url,
             gpus=machine.gpus,
+            adapters=tuple(adapters),
         )
     )
     instance = api.launch(
@@ -127,6 +131,7 @@ def launch(
             name=f"fl-{row.id[:12]}-{attempt}",
             labels=ROLE_LABEL,
             open_ports=(settings.deployer_cloud_port,),
+            open_to=settings.cloud_source_ranges,
         )
     )
     return Launched(f"{api.provider}:{instance}", machine)

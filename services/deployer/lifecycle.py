@@ -172,6 +172,19 @@ def stopped(engine: Engine, deployment_id: str) -> bool:
         return True
 
 
+def live_on_credential(engine: Engine, owner_id: str, credential_id: str) -> Deployment | None:
+    """One of the owner's live deployments (a stopping one too: its machine still has to be
+    terminated) running on this stored credential, or None."""
+    with session_scope(engine) as db:
+        return db.exec(
+            select(Deployment).where(
+                Deployment.owner_id == owner_id,
+                Deployment.credential_id == credential_id,
+                Deployment.state.in_(LIVE),  # type: ignore[attr-defined]
+            )
+        ).first()
+
+
 def watched(engine: Engine) -> list[Deployment]:
     """Every deployment the health monitor looks after, of every owner: a platform task,
     like the trainer's reaper, not a request on anyone's behalf."""

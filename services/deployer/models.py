@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from services.common.timestamps import utcnow
@@ -26,6 +26,13 @@ class Deployment(SQLModel, table=True):
     base_model: str = Field(default="", max_length=100)
     model_version_id: str = Field(default="", max_length=32)
     target: str = Field(default="local", max_length=16)
+    # How a model version is served (adapters.py): "merged" weights, or "adapter": its base
+    # model with LoRA adapters, each {"model_version_id", "name"}; the first one's name is
+    # the deployment's own. Fixed at creation, so every restart serves the same adapters.
+    weights: str = Field(default="merged", max_length=16)
+    adapters: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     state: str = Field(default=PENDING, max_length=16, index=True)
     status_message: str = Field(default="", max_length=500)
     failure_code: str = Field(default="", max_length=64)
@@ -65,3 +72,61 @@ class Deployment(SQLModel, table=True):
     @property
     def upstream_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1" if self.host and self.port else ""
+
+
+class UsageBucket(SQLModel, table=True):
+    """What one credential (API key or signed-in session) used of one deployment in one UTC
+    hour: a compact, queryable record that grows with hours of use, not with requests. Rows
+    are upserted with the counters added in the database (`usage.record`), so concurrent
+    writers never lose an update."""
+
+    __tablename__ = "deployer_usage"
+    __table_args__ = (Index("ix_deployer_usage_owner_hour", "owner_id", "hour"),)
+
+    owner_id: str = Field(primary_key=True, max_length=32)
+    deployment_id: str = Field(primary_key=True, max_length=32)
+    credential_id: str = Field(primary_key=True, max_length=32)
+    hour: datetime = Field(primary_key=True)  # the start of the UTC hour
+    requests: int = Field(default=0, sa_type=BigInteger)
+    prompt_tokens: int = Field(default=0, sa_type=BigInteger)
+    completion_tokens: int = Field(default=0, sa_type=BigInteger)
+    aborted: int = Field(default=0, sa_type=BigInteger)
+
+
+class ChatSession(SQLModel, table=True):
+    """A conversation of the web client's history (or of `/v1/chat/completions` with
+    `chat_id`): its messages are `ChatMessage` rows."""
+
+    __tablename__ = "deployer_chat_sessions"
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
+    owner_id: str = Field(index=True, max_length=32)
+    title: str = Field(default="", max_length=200)
+    model: str = Field(default="", max_length=64)  # the deployment name last used in it
+    message_count: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ChatMessage(SQLModel, table=True):
+    """One message of a chat session, in the order appended (`position`)."""
+
+    __tablename__ = "deployer_chat_messages"
+    __table_args__ = (Index("ix_deployer_chat_messages_session", "session_id", "position"),)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
+    session_id: str = Field(max_length=32, foreign_key="deployer_chat_sessions.id")
+    owner_id: str = Field(max_length=32)
+    position: int = 0
+    role: str = Field(max_length=16)  # user | assistant | system
+    content: str = Field(default="", sa_column=Column(Text, nullable=False))
+    status: str = Field(default="complete", max_length=16)  # complete | stopped
+    finish_reason: str = Field(default="", max_length=32)
+    model: str = Field(default="", max_length=64)
+    template: str = Field(default="", max_length=32)
+    citations: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    created_at: datetime = Field(default_factory=utcnow)

@@ -17,10 +17,19 @@ from services.common.errors import ForgelineError, NotFound
 from services.common.logging import get_logger
 from services.common.timestamps import utcnow
 from services.deployer import cloud, lifecycle
-from services.deployer.artifacts import base_model_dir, model_version_dir
+from services.deployer.adapters import (
+    ADAPTER,
+    BASE_SERVED_NAME,
+    ServedAdapter,
+    lora_args,
+    rank_from_config,
+    rank_from_folder,
+)
+from services.deployer.artifacts import adapter_version_dir, base_model_dir, model_version_dir
 from services.deployer.catalogue import TrainerCatalogue
 from services.deployer.local import LocalServers, free_port, healthy, log_tail, snapshot
 from services.deployer.models import Deployment
+from services.deployer.node_script import NodeAdapter
 from services.deployer.settings import DeployerSettings
 from services.deployer.states import FAILED, PENDING, READY, STARTING, upstream_served_name
 
@@ -72,7 +81,7 @@ class DeploymentRunner:
         if row.is_cloud:
             return self._start_cloud(row, attempt, note)
         try:
-            model_dir = self._model_dir(row, note)
+            model_dir, served_name, lora = self._local_model(row, note)
             note("preparing the vllm engine environment")
             ensure_engine(ENGINES["vllm"], progress=note)
         except ForgelineError as error:
@@ -95,9 +104,9 @@ class DeploymentRunner:
         process = self.servers.spawn(
             deployment_id, attempt,
             model_dir=model_dir,
-            served_name=upstream_served_name(row.name),
+            served_name=served_name,
             host=host, port=port,
-            extra_args=self.settings.vllm_args,
+            extra_args=[*self.settings.vllm_args, *lora],
             kv_cache_gb=self.settings.deployer_vllm_kv_cache_gb,
             log_path=path,
             cache_dir=self.settings.work_dir / "vllm-cache",
@@ -150,12 +159,13 @@ class DeploymentRunner:
                 if not lifecycle.update(self.engine, row.id, attempt, compute_ref="", host=""):
                     return "superseded"
             hub_id, model_url, parameters, model_name = self._cloud_model(row)
+            adapters = self._cloud_adapters(row)
             api_key = SecretBox(self.settings).decrypt(row.api_key_encrypted)
             note(f"starting a machine in the {row.target.upper()} account")
             launched = cloud.launch(
                 api, row, attempt,
                 settings=self.settings, api_key=api_key, parameters=parameters,
-                model_name=model_name, hub_id=hub_id, model_url=model_url,
+                model_name=model_name, hub_id=hub_id, model_url=model_url, adapters=adapters,
             )  # fmt: skip
         except ForgelineError as error:
             note(f"could not start the machine: {error.message}")
@@ -182,23 +192,57 @@ class DeploymentRunner:
             model = self.trainer.base_model(row.base_model)
             return model.hub_id, "", int(model.parameters), model.display_name or model.id
         version = self.trainer.model_version(row.owner_id, row.model_version_id)
+        base = self.trainer.base_model(version.base_model)
+        if row.weights == ADAPTER:  # the base from the Hub; the adapters come beside it
+            return base.hub_id, "", int(base.parameters), version.name or version.id
         if not version.merged_prefix:
             raise NotFound("model_version_not_found", "This model version has no merged model.")
-        base = self.trainer.base_model(version.base_model)
-        url = str(
+        url = self._presigned(version.bucket, version.merged_prefix)
+        return "", url, int(base.parameters), version.name or version.id
+
+    def _cloud_adapters(self, row: Deployment) -> list[NodeAdapter]:
+        """The adapters a serving node fetches at boot, by presigned URL like merged weights
+        (the rank from the trainer's config: the archive is not opened here)."""
+        found = []
+        for entry in row.adapters:
+            version = self.trainer.model_version(row.owner_id, entry["model_version_id"])
+            url = self._presigned(version.bucket, version.adapter_prefix)
+            found.append(NodeAdapter(entry["name"], url, rank_from_config(version.config_yaml)))
+        return found
+
+    def _presigned(self, bucket: str, key: str) -> str:
+        return str(
             self.s3.generate_presigned_url(
                 "get_object",
-                Params={"Bucket": version.bucket, "Key": version.merged_prefix},
+                Params={"Bucket": bucket, "Key": key},
                 ExpiresIn=cloud.MODEL_URL_SECONDS,
             )
         )
-        return "", url, int(base.parameters), version.name or version.id
 
     def _terminate(self, api: InstanceApi, ref: str, note: Callable[[str], None]) -> None:
         kind, instance = cloud.split_ref(ref)
         if kind == api.provider and instance:
             api.terminate(instance)
             note(f"terminated {ref}")
+
+    def _local_model(
+        self, row: Deployment, note: Callable[[str], None]
+    ) -> tuple[Path, str, list[str]]:
+        """The folder vLLM loads, the name it serves it under, and its LoRA flags. Derived
+        from the row on every attempt, so a restart serves the same adapters."""
+        if row.weights != ADAPTER:
+            return self._model_dir(row, note), upstream_served_name(row.name), []
+        cache = self.settings.work_dir / "model-versions"
+        served, base = [], ""
+        for entry in row.adapters:
+            version = self.trainer.model_version(row.owner_id, entry["model_version_id"])
+            base = base or version.base_model
+            folder = adapter_version_dir(cache, version, self.s3, note)
+            # The archive's own config is the truth vLLM will check the rank against.
+            rank = rank_from_folder(folder) or rank_from_config(version.config_yaml)
+            served.append(ServedAdapter(entry["name"], str(folder), rank))
+        model_dir = base_model_dir(self.settings.models_dir, base, note)
+        return model_dir, BASE_SERVED_NAME, lora_args(served)
 
     def _model_dir(self, row: Deployment, note: Callable[[str], None]) -> Path:
         if row.base_model:

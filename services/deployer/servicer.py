@@ -4,19 +4,31 @@ every query filters by it; another user's deployment answers exactly like a miss
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 from forgeline.v1 import deployer_pb2, deployer_pb2_grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from services.common.crypto import SecretBox
 from services.common.db import get_owned, list_owned, session_scope
 from services.common.errors import Conflict, InvalidInput, NotFound
-from services.common.timestamps import to_timestamp
-from services.deployer import lifecycle
+from services.common.timestamps import to_timestamp, utcnow
+from services.deployer import lifecycle, usage
+from services.deployer.adapters import (
+    ADAPTER,
+    adapter_names,
+    adapter_versions,
+    check_adapter_request,
+    check_weights,
+    name_adapters,
+    served_name,
+)
 from services.deployer.catalogue import TrainerCatalogue
+from services.deployer.chats import ChatRpcs
 from services.deployer.cloud import credential_for, machine_for, new_api_key
 from services.deployer.local import log_tail
 from services.deployer.models import Deployment
@@ -62,6 +74,47 @@ def to_proto(d: Deployment) -> deployer_pb2.Deployment:
         ),
         stop_reason=d.stop_reason,
         last_used_at=to_timestamp(d.last_used_at),
+        weights=d.weights,
+        adapters=[
+            deployer_pb2.DeploymentAdapter(model_version_id=a["model_version_id"], name=a["name"])
+            for a in d.adapters
+        ],
+    )
+
+
+def from_timestamp(stamp: Timestamp) -> datetime:
+    moment: datetime = stamp.ToDatetime(tzinfo=UTC)
+    return moment
+
+
+def usage_record(r: deployer_pb2.UsageRecord) -> tuple[usage.BucketKey, usage.Counts]:
+    hour = from_timestamp(r.hour) if r.HasField("hour") else utcnow()
+    counts = usage.Counts(r.requests, r.prompt_tokens, r.completion_tokens, r.aborted)
+    return (r.owner_id, r.deployment_id, r.credential_id, hour), counts
+
+
+def _usage_counts(c: usage.Counts) -> deployer_pb2.UsageCounts:
+    return deployer_pb2.UsageCounts(
+        requests=c.requests,
+        prompt_tokens=c.prompt_tokens,
+        completion_tokens=c.completion_tokens,
+        aborted=c.aborted,
+    )
+
+
+def usage_report_to_proto(found: usage.Report) -> deployer_pb2.UsageReport:
+    return deployer_pb2.UsageReport(
+        start=to_timestamp(found.start),
+        end=to_timestamp(found.end),
+        totals=_usage_counts(found.totals),
+        by_deployment=[
+            deployer_pb2.UsageGroup(key=i, deployment_name=name, counts=_usage_counts(c))
+            for i, name, c in found.by_deployment
+        ],
+        by_credential=[
+            deployer_pb2.UsageGroup(key=i, counts=_usage_counts(c)) for i, c in found.by_credential
+        ],
+        by_day=[deployer_pb2.UsageGroup(key=d, counts=_usage_counts(c)) for d, c in found.by_day],
     )
 
 
@@ -70,14 +123,15 @@ def not_found() -> NotFound:
 
 
 def pick(rows: list[Deployment], model: str) -> Deployment | None:
-    """The deployment a `model` names: by name or id, a live one before an ended one, the
-    newest first (a name is free again once its deployment has ended)."""
-    matching = [r for r in rows if model in (r.name, r.id)]
+    """The deployment a `model` names: by name or id, or one of its adapters' names; a live
+    one before an ended one, the newest first (a name is free again once its deployment has
+    ended)."""
+    matching = [r for r in rows if model in (r.name, r.id) or model in adapter_names(r.adapters)]
     matching.sort(key=lambda r: (r.state in LIVE, r.created_at), reverse=True)
     return matching[0] if matching else None
 
 
-class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: ignore[misc]
+class DeployerServicer(ChatRpcs, deployer_pb2_grpc.DeployerServiceServicer):  # type: ignore[misc]
     def __init__(
         self,
         *,
@@ -97,10 +151,16 @@ class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: igno
         self, request: deployer_pb2.CreateDeploymentRequest, context: grpc.ServicerContext
     ) -> deployer_pb2.Deployment:
         target = check_target(request.target)
+        weights = check_weights(request.weights)
         if bool(request.base_model) == bool(request.model_version_id):
             raise InvalidInput(
                 "invalid_model_choice", "Name either a base_model or a model_version_id."
             )
+        check_adapter_request(
+            weights=weights, base_model=request.base_model,
+            extra_adapters=len(request.extra_adapters),
+        )  # fmt: skip
+        versions: list[Any] = []
         cloud_fields: dict[str, Any] = {}
         if target in CLOUD_TARGETS:
             # Checked now, so a wrong credential is a 404 at once, not a failed start later.
@@ -123,6 +183,11 @@ class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: igno
         else:
             version = self.trainer.model_version(request.owner_id, request.model_version_id)
             default_name = version.name or version.id
+            if weights == ADAPTER:
+                versions = adapter_versions(
+                    self.trainer, request.owner_id, version, target,
+                    [a.model_version_id for a in request.extra_adapters],
+                )  # fmt: skip
             parameters = (
                 int(self.trainer.base_model(version.base_model).parameters)
                 if target in CLOUD_TARGETS
@@ -145,11 +210,14 @@ class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: igno
             }
         with session_scope(self.engine) as db:
             live = db.exec(
-                select(Deployment.name).where(
+                select(Deployment.name, Deployment.adapters).where(
                     Deployment.owner_id == request.owner_id,
                     Deployment.state.in_(LIVE),  # type: ignore[attr-defined]
                 )
             ).all()
+            # Adapter names answer as `model` too, so they are taken like deployment names.
+            taken = {n for name, adapters in live for n in (name, *adapter_names(adapters))}
+            name = choose_name(request.name.strip(), default_name, taken)
             if len(live) >= self.settings.deployer_max_per_user:
                 raise Conflict(
                     "too_many_deployments",
@@ -158,10 +226,16 @@ class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: igno
                 )
             row = Deployment(
                 owner_id=request.owner_id,
-                name=choose_name(request.name.strip(), default_name, set(live)),
+                name=name,
                 base_model=request.base_model,
                 model_version_id=request.model_version_id,
                 target=target,
+                weights=weights,
+                adapters=(
+                    name_adapters(name, versions, [a.name for a in request.extra_adapters], taken)
+                    if versions
+                    else []
+                ),
                 status_message="Waiting for a worker",
                 **cloud_fields,
             )
@@ -206,7 +280,9 @@ class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: igno
                 db.exec(
                     select(Deployment).where(
                         Deployment.owner_id == request.owner_id,
-                        (Deployment.name == request.model) | (Deployment.id == request.model),
+                        (Deployment.name == request.model)
+                        | (Deployment.id == request.model)
+                        | (Deployment.weights == ADAPTER),  # adapter names: matched by pick
                     )
                 ).all()
             )
@@ -220,7 +296,12 @@ class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: igno
         return deployer_pb2.ResolvedModel(
             deployment=to_proto(row),
             upstream_url=row.upstream_url if ready else "",
-            served_name=upstream_served_name(row.name),
+            served_name=served_name(
+                weights=row.weights,
+                deployment_name=upstream_served_name(row.name),
+                adapters=row.adapters,
+                model=request.model,
+            ),
             api_key=(
                 SecretBox(self.settings).decrypt(row.api_key_encrypted)
                 if ready and row.api_key_encrypted
@@ -234,6 +315,38 @@ class DeployerServicer(deployer_pb2_grpc.DeployerServiceServicer):  # type: igno
         if not lifecycle.touch(self.engine, request.id, request.owner_id):
             raise not_found()
         return deployer_pb2.TouchDeploymentResponse()
+
+    def CredentialInUse(
+        self, request: deployer_pb2.CredentialInUseRequest, context: grpc.ServicerContext
+    ) -> deployer_pb2.CredentialInUseResponse:
+        row = lifecycle.live_on_credential(self.engine, request.owner_id, request.credential_id)
+        return deployer_pb2.CredentialInUseResponse(
+            in_use=row is not None, deployment_name=row.name if row else ""
+        )
+
+    def RecordUsage(
+        self, request: deployer_pb2.RecordUsageRequest, context: grpc.ServicerContext
+    ) -> deployer_pb2.RecordUsageResponse:
+        usage.record(self.engine, (usage_record(r) for r in request.records))
+        return deployer_pb2.RecordUsageResponse()
+
+    def GetUsage(
+        self, request: deployer_pb2.GetUsageRequest, context: grpc.ServicerContext
+    ) -> deployer_pb2.UsageReport:
+        start, end = usage.time_range(
+            from_timestamp(request.start) if request.HasField("start") else None,
+            from_timestamp(request.end) if request.HasField("end") else None,
+            utcnow(),
+        )
+        found = usage.report(
+            self.engine,
+            owner_id=request.owner_id,
+            start=start,
+            end=end,
+            deployment_id=request.deployment_id,
+            credential_id=request.credential_id,
+        )
+        return usage_report_to_proto(found)
 
     def _owned(self, owner_id: str, deployment_id: str) -> Deployment:
         with session_scope(self.engine) as db:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from services.common.cloud.accounts import CloudEndpointSettings
 from services.common.settings import BaseServiceSettings
@@ -44,6 +45,11 @@ class DeployerSettings(BaseServiceSettings, CloudEndpointSettings):
     deployer_cloud_boot_timeout_seconds: float = Field(40 * 60, ge=5)
     # The port vLLM listens on there (opened to the platform; requests need the key).
     deployer_cloud_port: int = Field(8000, ge=1, le=65535)
+    # Where that port is open from (CIDRs, comma- or space-separated): the AWS security group
+    # and the GCP firewall rule admit only these. Set it to the gateway's egress addresses
+    # where they are known; anywhere (the default) is acceptable only because each node's
+    # vLLM refuses every request without its deployment's own key. (No TLS to nodes yet.)
+    deployer_cloud_source_ranges: str = "0.0.0.0/0"
     # A cloud deployment with no request for this long is stopped (each one may set its own).
     deployer_idle_minutes: float = Field(30.0, gt=0)
     # For tests only: reach every cloud node at this address instead of its public IP.
@@ -51,6 +57,20 @@ class DeployerSettings(BaseServiceSettings, CloudEndpointSettings):
     # How often tagged serving instances in every stored account are matched against
     # deployments (the trainer's reaper uses the same variable for training instances).
     reaper_interval_seconds: int = Field(300, ge=1)
+
+    @field_validator("deployer_cloud_source_ranges")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        ranges = [
+            str(ipaddress.ip_network(c, strict=False)) for c in value.replace(",", " ").split()
+        ]
+        if not ranges:
+            raise ValueError("name at least one CIDR range, e.g. 0.0.0.0/0")
+        return ",".join(ranges)
+
+    @property
+    def cloud_source_ranges(self) -> tuple[str, ...]:
+        return tuple(self.deployer_cloud_source_ranges.split(","))
 
     @property
     def models_dir(self) -> Path:

@@ -37,9 +37,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 TARGETS = ("local", "aws", "gcp")
-# GCP shares the launch code, but a serving node there also needs a firewall rule for its
-# port, which the platform does not create yet.
-AVAILABLE_TARGETS = frozenset({"local", "aws"})
 CLOUD_TARGETS = frozenset({"aws", "gcp"})
 # Why a deployment stopped.
 STOPPED_BY_USER = "user"
@@ -54,17 +51,11 @@ def can_move(current: str, new: str) -> bool:
 
 
 def check_target(target: str) -> str:
-    """The target, or a clear 422: unknown ones, and cloud ones this release cannot serve on."""
+    """The target, or a clear 422 for an unknown one."""
     target = target or "local"
     if target not in TARGETS:
         raise InvalidInput(
             "invalid_target", f"There is no target {target!r}. Choose one of: local, aws, gcp."
-        )
-    if target not in AVAILABLE_TARGETS:
-        raise InvalidInput(
-            "target_not_available",
-            f"Deploying to {target} is not available yet; deploy on this machine (local) or "
-            "in your AWS account (aws).",
         )
     return target
 

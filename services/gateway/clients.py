@@ -78,11 +78,23 @@ class AuthClient:
         return await _call(self._stub.GetUser, auth_pb2.GetUserRequest(user_id=user_id))
 
     async def create_api_key(
-        self, user_id: str, name: str, scopes: list[str]
+        self,
+        user_id: str,
+        name: str,
+        scopes: list[str],
+        *,
+        requests_per_minute: int = 0,
+        tokens_per_minute: int = 0,
     ) -> auth_pb2.CreatedApiKey:
         return await _call(
             self._stub.CreateApiKey,
-            auth_pb2.CreateApiKeyRequest(user_id=user_id, name=name, scopes=scopes),
+            auth_pb2.CreateApiKeyRequest(
+                user_id=user_id,
+                name=name,
+                scopes=scopes,
+                requests_per_minute=requests_per_minute,
+                tokens_per_minute=tokens_per_minute,
+            ),
         )
 
     async def list_api_keys(self, user_id: str) -> auth_pb2.ListApiKeysResponse:

@@ -11,6 +11,25 @@ from pydantic import BaseModel, Field, model_validator
 from services.gateway.schemas import _dt
 
 DeploymentState = Literal["pending", "starting", "ready", "stopping", "stopped", "failed"]
+Weights = Literal["merged", "adapter"]
+
+
+class AdapterChoice(BaseModel):
+    """A further LoRA adapter in the same server: another of your model versions, trained
+    on the same base model."""
+
+    model_version_id: str = Field(max_length=64)
+    name: str | None = Field(
+        None,
+        max_length=64,
+        description="What you pass as `model` for this adapter; default: the version's "
+        "name, made unique among your live deployments.",
+    )
+
+
+class AdapterPublic(BaseModel):
+    model_version_id: str
+    name: str = Field(description="The `model` this adapter answers to.")
 
 
 class DeploymentCreate(BaseModel):
@@ -23,6 +42,20 @@ class DeploymentCreate(BaseModel):
         "(the bundled one, on this machine).",
     )
     model_version_id: str | None = Field(None, max_length=64)
+    weights: Weights = Field(
+        "merged",
+        description="How a model version is served. merged: its merged weights (one model "
+        "per server). adapter: its base model with the version's LoRA adapter on top (vLLM "
+        "--enable-lora), for versions trained with LoRA/QLoRA; extra_adapters then adds more "
+        "versions of the same base to the same server.",
+    )
+    extra_adapters: list[AdapterChoice] = Field(
+        default_factory=list,
+        max_length=32,
+        description='weights "adapter" only: further adapter versions of the same base model '
+        "(8 adapters in all at most), each answering to its own `model` name; the first "
+        "adapter (model_version_id) answers to the deployment's name.",
+    )
     name: str | None = Field(
         None,
         max_length=64,
@@ -61,6 +94,13 @@ class DeploymentCreate(BaseModel):
             target=self.target,
             credential_id=self.credential_id or "",
             idle_minutes=self.idle_minutes or 0.0,
+            weights=self.weights,
+            extra_adapters=[
+                deployer_pb2.DeploymentAdapter(
+                    model_version_id=a.model_version_id, name=a.name or ""
+                )
+                for a in self.extra_adapters
+            ],
         )
 
 
@@ -93,6 +133,10 @@ class DeploymentPublic(BaseModel):
         description="Why it stopped: you stopped it, it was idle, or your account was disabled."
     )
     last_used_at: datetime | None = Field(description="The last request through /v1.")
+    weights: Weights = Field(description="merged, or adapter: a base model with LoRA adapters.")
+    adapters: list[AdapterPublic] = Field(
+        description='weights "adapter": the adapters served, each under its own `model` name.'
+    )
 
     @classmethod
     def from_proto(cls, d: deployer_pb2.Deployment) -> DeploymentPublic:
@@ -117,6 +161,10 @@ class DeploymentPublic(BaseModel):
             cost_guard=d.cost_guard or None,
             stop_reason=d.stop_reason or None,
             last_used_at=_dt(d.last_used_at, d.HasField("last_used_at")),
+            weights="adapter" if d.weights == "adapter" else "merged",
+            adapters=[
+                AdapterPublic(model_version_id=a.model_version_id, name=a.name) for a in d.adapters
+            ],
         )
 
 

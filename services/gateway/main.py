@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from services.common.logging import setup_logging
 from services.common.storage import s3_client
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
+from services.gateway.chat_history import answer_recorder
 from services.gateway.clients import (
     AuthClient,
     DeployerClient,
@@ -26,11 +26,13 @@ from services.gateway.clients import (
 from services.gateway.errors import install_error_handlers
 from services.gateway.inference import ModelCache, UseRecorder
 from services.gateway.middleware import AccessLog, BodySizeLimit
+from services.gateway.rate_limits import RateLimiter
 from services.gateway.routes import (
     admin,
     api_keys,
     auth,
     base_models,
+    chats,
     credentials,
     datasets,
     deployments,
@@ -40,9 +42,13 @@ from services.gateway.routes import (
     knowledge_bases,
     me,
     oauth,
+    prompt_templates,
+    usage,
 )
 from services.gateway.settings import GatewaySettings
 from services.gateway.token_cache import TokenCache, listen_for_revocations
+from services.gateway.usage import UsageBatcher
+from services.gateway.web import WebClient
 
 API_PREFIX = "/api/v1"
 WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
@@ -52,7 +58,7 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     modules = (
         auth, oauth, me, api_keys, admin, knowledge_bases, datasets, base_models, jobs,
-        credentials, deployments,
+        credentials, deployments, chats, prompt_templates, usage,
     )  # fmt: skip
     for module in modules:
         router.include_router(module.router)
@@ -86,6 +92,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.use_recorder = UseRecorder()
         # What each generation amounted to goes to these (usage accounting, chat history).
         app.state.outcome_listeners = []
+        # Answers of requests with a chat_id go into that chat (chat_history.py).
+        app.state.outcome_listeners.append(answer_recorder(app.state.deployer))
         # To the deployments' servers: generations take long, and streams stay open.
         app.state.inference_http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.inference_timeout_seconds, connect=5.0),
@@ -96,6 +104,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # Job event streams block on XREAD for seconds: the socket must wait longer.
         app.state.redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=60)
         app.state.token_cache = TokenCache(settings.auth_cache_ttl_seconds)
+        app.state.rate_limiter = RateLimiter(app.state.redis, settings)
+        deployer = app.state.deployer
+        app.state.usage = UsageBatcher(lambda batch: deployer.call("RecordUsage", batch))
+        app.state.outcome_listeners.append(app.state.usage.listener)
+        app.state.outcome_listeners.append(app.state.rate_limiter.count_tokens)
+        usage_flusher = asyncio.create_task(app.state.usage.run(settings.usage_flush_seconds))
         listener = asyncio.create_task(
             listen_for_revocations(app.state.token_cache, settings.redis_url)
         )
@@ -105,6 +119,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            app.state.usage.stop()
+            await usage_flusher  # its last flush, before the deployer's channel closes
             await app.state.auth.close()
             await app.state.rag.close()
             await app.state.indexer.close()
@@ -140,5 +156,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
         FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz")
     if WEB_DIST.is_dir():  # the web client, once built (make run builds it)
-        app.mount("/", StaticFiles(directory=WEB_DIST, html=True), name="web")
+        app.mount("/", WebClient(WEB_DIST), name="web")
     return app

@@ -82,6 +82,20 @@ class TokenPairPublic(BaseModel):
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, examples=["ci pipeline"])
     scopes: list[Literal["user", "admin"]] = Field(default_factory=list, max_length=4)
+    requests_per_minute: int | None = Field(
+        None,
+        ge=1,
+        le=100_000_000,
+        description="This key's limit of requests a minute on the OpenAI-compatible API "
+        "(/v1); unset: the platform's default. At most the platform's default, if it has one.",
+    )
+    tokens_per_minute: int | None = Field(
+        None,
+        ge=1,
+        le=100_000_000,
+        description="This key's limit of tokens (prompt + completion) a minute on /v1; "
+        "unset: the platform's default.",
+    )
 
 
 class ApiKeyPublic(BaseModel):
@@ -92,6 +106,12 @@ class ApiKeyPublic(BaseModel):
     created_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    requests_per_minute: int | None = Field(
+        None, description="The key's own request limit a minute; null: the platform's default."
+    )
+    tokens_per_minute: int | None = Field(
+        None, description="The key's own token limit a minute; null: the platform's default."
+    )
 
     @classmethod
     def from_proto(cls, key: auth_pb2.ApiKey) -> ApiKeyPublic:
@@ -103,6 +123,8 @@ class ApiKeyPublic(BaseModel):
             created_at=_dt(key.created_at, key.HasField("created_at")),
             last_used_at=_dt(key.last_used_at, key.HasField("last_used_at")),
             revoked_at=_dt(key.revoked_at, key.HasField("revoked_at")),
+            requests_per_minute=key.requests_per_minute or None,
+            tokens_per_minute=key.tokens_per_minute or None,
         )
 
 

@@ -24,3 +24,11 @@ class GatewaySettings(BaseServiceSettings):
     # long a generation may take before the gateway gives up on it.
     model_cache_ttl_seconds: float = Field(5.0, ge=0, le=300)
     inference_timeout_seconds: float = Field(600.0, ge=1)
+    # Rate limits on the OpenAI-compatible generation routes (/v1/chat/completions,
+    # /v1/completions), per credential (API key or signed-in session), shared by every
+    # gateway through Redis. These are the platform's default; an API key may carry a lower
+    # limit of its own. 0: no limit.
+    rate_limit_requests_per_minute: int = Field(600, ge=0, le=100_000_000)
+    rate_limit_tokens_per_minute: int = Field(0, ge=0, le=100_000_000)
+    # Usage accounting: generations are added up here and sent to the deployer this often.
+    usage_flush_seconds: float = Field(1.0, gt=0, le=60)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -25,6 +25,8 @@ class Outcome:
     text: str = ""
     finish_reason: str = ""
     aborted: bool = False  # the client went away, or the server broke off, before the end
+    # Answers from documents (answer_from_doc): the sources cited, as the client got them.
+    citations: list[dict[str, Any]] = field(default_factory=list)
 
 
 OutcomeHook = Callable[[Outcome], Awaitable[None]]

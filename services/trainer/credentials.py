@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +93,27 @@ def get(engine: Engine, owner_id: str, credential_id: str) -> Credential:
     return credential
 
 
-def delete(engine: Engine, owner_id: str, credential_id: str) -> None:
+def delete(
+    engine: Engine,
+    owner_id: str,
+    credential_id: str,
+    deployment_on: Callable[[str, str], str] | None = None,
+) -> None:
+    """Delete the owner's credential unless a job or (asked through `deployment_on`, the
+    deployer) a live deployment still runs on it."""
+    with session_scope(engine) as db:
+        credential = get_owned(db, Credential, owner_id, credential_id)
+        if credential is None:
+            raise NotFound("credential_not_found", "No such credentials.")
+        kind = credential.kind
+    # Asked outside the transaction: a remote call must not hold the database.
+    if deployment_on is not None and kind != "wandb":
+        name = deployment_on(owner_id, credential_id)
+        if name:
+            raise Conflict(
+                "credential_in_use",
+                f"The deployment {name!r} runs in this account; stop it first.",
+            )
     with session_scope(engine) as db:
         credential = get_owned(db, Credential, owner_id, credential_id)
         if credential is None:

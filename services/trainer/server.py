@@ -18,6 +18,7 @@ from services.common.logging import get_logger, setup_logging
 from services.common.queue import TRAINING_QUEUE
 from services.common.storage import ensure_bucket, s3_client
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
+from services.trainer.deployments import DeployerClient
 from services.trainer.inspection import DatasetFiles, Inspector, Tokenizers
 from services.trainer.reaper import reap
 from services.trainer.servicer import TrainerServicer
@@ -57,6 +58,9 @@ def main() -> None:
         files=files,
         events=JobEventWriter(redis.Redis.from_url(settings.redis_url)),
         enqueue=enqueue,
+        deployments=DeployerClient(
+            settings.deployer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+        ),
     )
     stopping = threading.Event()
 

@@ -17,6 +17,7 @@ from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.job_events import JobEventWriter
 from services.common.timestamps import to_timestamp, utcnow
 from services.trainer import catalogue, credentials, datasets, jobs
+from services.trainer.deployments import DeployerClient
 from services.trainer.inspection import DatasetFiles, Inspector
 from services.trainer.models import (
     FAILED,
@@ -250,7 +251,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
         files: DatasetFiles,
         events: JobEventWriter,
         enqueue: Callable[[str], object],
+        deployments: DeployerClient | None = None,  # None: deployments are not asked
     ) -> None:
+        self.deployments = deployments
         self.engine = engine
         self.settings = settings
         self.inspector = inspector
@@ -603,7 +606,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
     def DeleteCredential(
         self, request: trainer_pb2.DeleteCredentialRequest, context: grpc.ServicerContext
     ) -> trainer_pb2.DeleteCredentialResponse:
-        credentials.delete(self.engine, request.owner_id, request.id)
+        deployment_on = self.deployments.deployment_on if self.deployments else None
+        credentials.delete(self.engine, request.owner_id, request.id, deployment_on)
         return trainer_pb2.DeleteCredentialResponse()
 
     def GetCredentialSource(

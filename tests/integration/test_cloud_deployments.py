@@ -10,6 +10,9 @@ and the serving reaper terminates serving machines no deployment owns.
 moto's machines run nothing, so the platform reaches every node at a fake node on this
 machine (DEPLOYER_CLOUD_HOST_OVERRIDE): it answers /health when a test says so, and chat
 requests only with the key from the node's own startup script.
+
+The same holds in the user's own Google Cloud project, against the fake Compute Engine
+(`stack.gce`), where the node's port is opened by one firewall rule for every deployment.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.factories import SignedInUser, make_user
 from tests.integration.conftest import Stack
@@ -35,6 +39,7 @@ from tests.integration.test_cloud_training import (
     startup_script,
     wait_terminated,
 )
+from tests.integration.test_gcp_instances import key_json
 
 BUNDLED = "smollm2-135m-instruct"
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -302,3 +307,136 @@ def test_deployments_use_only_the_callers_own_credentials(
         headers=user.headers,
     )
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "credential_not_found"
+
+
+# --- GCP: the same, in the user's own project (the fake Compute Engine) ----------------------
+
+
+def add_gcp_account(stack: Stack, client: httpx.Client, user: SignedInUser) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    account = key_json(key, stack.gce.token_uri)
+    response = client.post(
+        "/api/v1/credentials",
+        json={"name": "Lab GCP", "kind": "gcp", "location": stack.gce.zone,
+              "secret": {"service_account": json.dumps(account)}},
+        headers=user.headers,
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def gce_machine_of(stack: Stack, deployment_id: str, timeout: float = 30) -> dict[str, Any]:
+    """The fake GCE's instance labelled with the deployment, once it is inserted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [
+            i
+            for i in list(stack.gce.instances.values())
+            if i.get("labels", {}).get("forgeline-job-id") == deployment_id
+        ]
+        if found:
+            assert len(found) == 1, found
+            return found[0]
+        assert time.monotonic() < deadline, "no instance was inserted"
+        time.sleep(0.5)
+
+
+def wait_deleted(stack: Stack, name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while name in stack.gce.instances:
+        assert time.monotonic() < deadline, f"{name} was not deleted"
+        time.sleep(0.5)
+
+
+def test_a_gcp_deployment_opens_its_port_once_serves_behind_its_key_and_stops(
+    stack: Stack, client: httpx.Client, node: FakeNode
+) -> None:
+    user = make_user(client)  # two live deployments at once: a user of its own
+    credential = add_gcp_account(stack, client, user)
+    rule_name = f"forgeline-serving-{stack.cloud_node_port}"
+    created = deploy(client, user, credential, target="gcp")
+    assert created["target"] == "gcp" and created["credential_id"] == credential
+    assert created["instance_type"] == "g2-standard-8" and created["usd_per_hour"] == 0.854
+    machine = gce_machine_of(stack, created["id"])
+    assert machine["labels"]["forgeline-owner-id"] == user.id
+    assert machine["labels"]["forgeline-role"] == "serving"
+    assert machine["machineType"].endswith("/machineTypes/g2-standard-8")
+    assert machine["tags"]["items"] == [rule_name]
+    metadata = {item["key"]: item["value"] for item in machine["metadata"]["items"]}
+    script = metadata["startup-script"]
+    assert '"$WORK/venv/bin/vllm" serve "$MODEL"' in script and f"MODEL={HUB_ID}" in script
+    assert f"--port {stack.cloud_node_port}" in script
+    rule = stack.gce.firewalls[rule_name]
+    assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": [str(stack.cloud_node_port)]}]
+    assert rule["targetTags"] == [rule_name] and rule["sourceRanges"] == ["0.0.0.0/0"]
+
+    node.key = api_key_in(script)
+    node.healthy = True
+    try:
+        ready = wait_state(client, user, created["id"], {"ready", "failed"}, timeout=30)
+        assert ready["state"] == "ready", ready
+        answer = client.post(
+            "/v1/chat/completions",
+            json={"model": created["name"], "messages": [{"role": "user", "content": "2+2?"}]},
+            headers=user.headers,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"] == "4"
+        assert node.seen[-1]["auth"] == f"Bearer {node.key}"
+
+        # A second deployment in the same project finds the rule made and reuses it.
+        second = deploy(client, user, credential, target="gcp")
+        other = gce_machine_of(stack, second["id"])
+        assert other["tags"]["items"] == [rule_name]
+        inserts = [
+            body for verb, body in stack.gce.firewall_writes
+            if verb == "insert" and body["name"] == rule_name
+        ]  # fmt: skip
+        assert len(inserts) == 1 and list(stack.gce.firewalls) == [rule_name]
+    finally:
+        node.healthy = False
+        node.key = ""
+
+    for deployment_id, name in ((created["id"], machine["name"]), (second["id"], other["name"])):
+        stopped = client.post(f"/api/v1/deployments/{deployment_id}/stop", headers=user.headers)
+        assert stopped.status_code == 200, stopped.text
+        wait_deleted(stack, name)
+        ended = wait_state(client, user, deployment_id, {"stopped"}, timeout=30)
+        assert ended["stop_reason"] == "user"
+
+
+def test_the_serving_reaper_deletes_a_gce_machine_no_deployment_owns(
+    stack: Stack, client: httpx.Client, user: SignedInUser
+) -> None:
+    add_gcp_account(stack, client, user)
+    stray = f"fl-stray-{secrets.token_hex(4)}"
+    theirs = f"fl-theirs-{secrets.token_hex(4)}"
+    labels = {"forgeline-job-id": secrets.token_hex(16), "forgeline-role": "serving"}
+    # Another user's node in the same project is not this account's to judge.
+    stack.gce.add_instance(theirs, labels={**labels, "forgeline-owner-id": "f" * 32})
+    stack.gce.add_instance(stray, labels={**labels, "forgeline-owner-id": user.id})
+    try:
+        wait_deleted(stack, stray)
+        assert theirs in stack.gce.instances
+    finally:
+        stack.gce.instances.pop(theirs, None)
+
+
+def test_a_credential_a_live_deployment_runs_on_cannot_be_deleted(
+    stack: Stack, client: httpx.Client, user: SignedInUser, node: FakeNode
+) -> None:
+    node.healthy = False
+    credential = add_gcp_account(stack, client, user)
+    created = deploy(client, user, credential, target="gcp")
+    machine = gce_machine_of(stack, created["id"])
+    refused = client.delete(f"/api/v1/credentials/{credential}", headers=user.headers)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "credential_in_use"
+    assert created["name"] in refused.json()["error"]["message"]
+
+    stopped = client.post(f"/api/v1/deployments/{created['id']}/stop", headers=user.headers)
+    assert stopped.status_code == 200, stopped.text
+    wait_state(client, user, created["id"], {"stopped"}, timeout=30)
+    wait_deleted(stack, machine["name"])
+    deleted = client.delete(f"/api/v1/credentials/{credential}", headers=user.headers)
+    assert deleted.status_code == 204, deleted.text

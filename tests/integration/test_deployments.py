@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 from tests.factories import SignedInUser, make_api_key, make_user
+from tests.integration import chat_features
 from tests.integration.conftest import Stack
 
 BUNDLED = "smollm2-135m-instruct"
@@ -165,6 +166,81 @@ def test_chat_and_completions_through_the_openai_client(stack: Stack, deployed: 
     assert completion.choices[0].text.strip()
 
 
+def wait_usage(
+    client: httpx.Client, user: SignedInUser, key_id: str, requests: int
+) -> dict[str, Any]:
+    """GET /usage for one key until it shows `requests` (a stream's outcome is taken just
+    after its last byte went out, so it may lag the client by a moment)."""
+    deadline = time.monotonic() + 20
+    while True:
+        report: dict[str, Any] = client.get(
+            "/api/v1/usage", params={"api_key_id": key_id}, headers=user.headers
+        ).json()
+        if report["totals"]["requests"] >= requests or time.monotonic() > deadline:
+            return report
+        time.sleep(0.5)
+
+
+def test_usage_counts_what_the_answers_said(
+    stack: Stack, client: httpx.Client, deployed: Deployed
+) -> None:
+    """After chat and completion calls, streamed and not, with a fresh key, GET /usage shows
+    as many requests and the very token counts the answers' `usage` reported; only the user
+    and an administrator see them."""
+    key = make_api_key(client, deployed.user, "usage check")
+    api = deployed.openai(stack.url, key=key["key"])
+    messages: Any = [{"role": "user", "content": "Name a colour."}]
+    answers = [
+        api.chat.completions.create(model=deployed.name, messages=messages, max_tokens=6).usage,
+        api.completions.create(model=deployed.name, prompt="Red, green and", max_tokens=5).usage,
+        list(
+            api.chat.completions.create(
+                model=deployed.name, messages=messages, max_tokens=7, stream=True,
+                stream_options={"include_usage": True},
+            )
+        )[-1].usage,
+    ]  # fmt: skip
+    assert all(a is not None for a in answers)
+    report = wait_usage(client, deployed.user, key["id"], 3)
+    totals = report["totals"]
+    assert totals == {
+        "requests": 3,
+        "prompt_tokens": sum(a.prompt_tokens for a in answers if a),
+        "completion_tokens": sum(a.completion_tokens for a in answers if a),
+        "total_tokens": sum(a.total_tokens for a in answers if a),
+        "aborted": 0,
+    }, report
+    [by_key] = report["by_api_key"]
+    assert (by_key["kind"], by_key["api_key_id"], by_key["api_key_name"]) == (
+        "api_key", key["id"], "usage check",
+    )  # fmt: skip
+    [by_deployment] = report["by_deployment"]
+    assert (by_deployment["deployment_id"], by_deployment["name"]) == (deployed.id, deployed.name)
+    assert by_deployment["requests"] == 3
+    assert sum(d["requests"] for d in report["by_day"]) == 3
+
+    # A stream that never asked for usage is counted all the same (the gateway asks).
+    list(
+        api.chat.completions.create(
+            model=deployed.name, messages=messages, max_tokens=3, stream=True
+        )
+    )
+    later = wait_usage(client, deployed.user, key["id"], 4)["totals"]
+    assert later["requests"] == 4
+    assert later["prompt_tokens"] - totals["prompt_tokens"] == answers[0].prompt_tokens  # type: ignore[union-attr]
+    assert 1 <= later["completion_tokens"] - totals["completion_tokens"] <= 3
+
+    admin_view = client.get(
+        f"/api/v1/admin/users/{deployed.user.id}/usage", params={"api_key_id": key["id"]},
+        headers=stack.admin.headers,
+    )  # fmt: skip
+    assert admin_view.status_code == 200 and admin_view.json()["totals"] == later
+    stranger = make_user(client)
+    assert client.get("/api/v1/usage", headers=stranger.headers).json()["totals"]["requests"] == 0
+    theirs = f"/api/v1/admin/users/{deployed.user.id}/usage"
+    assert client.get(theirs, headers=stranger.headers).status_code == 403
+
+
 def test_a_client_hanging_up_aborts_the_generation(stack: Stack, deployed: Deployed) -> None:
     root = server_root(deployed.id)
     assert root is not None
@@ -239,7 +315,26 @@ def test_errors_in_openai_shape(stack: Stack, client: httpx.Client, deployed: De
         headers={"Authorization": f"Bearer {deployed.key}"},
     )
     assert response.status_code == 422
-    assert response.json()["error"]["code"] == "answer_from_doc_not_available"
+    assert response.json()["error"]["code"] == "knowledge_base_required"
+
+
+# --- templates, answers from documents, chat history (chat_features.py) ------------------
+
+
+def test_summarise_and_extract_templates(stack: Stack, deployed: Deployed) -> None:
+    chat_features.summarise_and_extract(stack, deployed)
+
+
+def test_answer_from_doc_whole_and_streamed_into_a_chat(
+    stack: Stack, client: httpx.Client, deployed: Deployed
+) -> None:
+    chat_features.answer_from_doc(stack, client, deployed)
+
+
+def test_a_chat_id_records_question_and_answer_and_stays_private(
+    stack: Stack, client: httpx.Client, deployed: Deployed
+) -> None:
+    chat_features.chat_history(stack, client, deployed)
 
 
 def test_a_killed_server_is_restarted(
@@ -281,7 +376,7 @@ def test_deployment_requests_are_checked(client: httpx.Client, user: SignedInUse
     """Runs on both databases: nothing here starts a server."""
     for body, status, code in (
         ({"base_model": BUNDLED, "target": "aws"}, 422, "credential_required"),
-        ({"base_model": BUNDLED, "target": "gcp"}, 422, "target_not_available"),
+        ({"base_model": BUNDLED, "target": "gcp"}, 422, "credential_required"),
         ({"base_model": "no-such-model"}, 404, "unknown_base_model"),
         ({"model_version_id": "0" * 32}, 404, "model_version_not_found"),
         ({"base_model": BUNDLED, "name": "bad name!"}, 422, "invalid_deployment_name"),

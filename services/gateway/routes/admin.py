@@ -1,10 +1,12 @@
-"""Administration: list users, disable or re-enable one."""
+"""Administration: list users, disable or re-enable one, see a user's usage."""
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
-from services.gateway.deps import AdminPrincipal, AuthDep, TokenCacheDep
+from services.gateway.deps import AdminPrincipal, AuthDep, DeployerDep, TokenCacheDep
 from services.gateway.openapi import ERRORS
+from services.gateway.routes.usage import UsageParams, usage_report
 from services.gateway.schemas import UserPublic, UsersPublic, UserUpdate
+from services.gateway.usage_schemas import UsageReport
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -32,3 +34,19 @@ async def update_user(
     user = await auth.set_user_disabled(principal.user.id, user_id, body.disabled)
     cache.clear()
     return UserPublic.from_proto(user)
+
+
+@router.get(
+    "/users/{user_id}/usage", response_model=UsageReport, responses=ERRORS(401, 403, 404, 422)
+)
+async def user_usage(
+    request: Request,
+    query: UsageParams,
+    principal: AdminPrincipal,
+    auth: AuthDep,
+    deployer: DeployerDep,
+    user_id: str = Path(max_length=64),
+) -> UsageReport:
+    """A user's usage of the OpenAI-compatible API, as they see it at GET /usage."""
+    await auth.get_user(user_id)  # 404 user_not_found for anyone who does not exist
+    return await usage_report(request, user_id, query, auth, deployer)

@@ -2,7 +2,8 @@
 
 from fastapi import APIRouter, Path, Response, status
 
-from services.gateway.deps import AuthDep, CurrentPrincipal, TokenCacheDep
+from services.common.errors import InvalidInput
+from services.gateway.deps import AuthDep, CurrentPrincipal, SettingsDep, TokenCacheDep
 from services.gateway.openapi import ERRORS
 from services.gateway.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeysPublic
 
@@ -16,10 +17,27 @@ router = APIRouter(prefix="/api-keys", tags=["api-keys"])
     responses=ERRORS(401, 422),
 )
 async def create_api_key(
-    body: ApiKeyCreate, principal: CurrentPrincipal, auth: AuthDep
+    body: ApiKeyCreate, principal: CurrentPrincipal, auth: AuthDep, settings: SettingsDep
 ) -> ApiKeyCreated:
-    """Create a key. The response holds the whole key, shown this once only."""
-    created = await auth.create_api_key(principal.user.id, body.name, list(body.scopes))
+    """Create a key. The response holds the whole key, shown this once only. A key may
+    carry its own rate limits on `/v1` (requests and tokens a minute), at most the
+    platform's default."""
+    for name, own, default in (
+        ("requests_per_minute", body.requests_per_minute, settings.rate_limit_requests_per_minute),
+        ("tokens_per_minute", body.tokens_per_minute, settings.rate_limit_tokens_per_minute),
+    ):
+        if own and default and own > default:
+            raise InvalidInput(
+                "rate_limit_too_high",
+                f"{name} can be at most the platform's limit, {default}.",
+            )
+    created = await auth.create_api_key(
+        principal.user.id,
+        body.name,
+        list(body.scopes),
+        requests_per_minute=body.requests_per_minute or 0,
+        tokens_per_minute=body.tokens_per_minute or 0,
+    )
     public = ApiKeyPublic.from_proto(created.key)
     return ApiKeyCreated(**public.model_dump(), key=created.secret)
 

@@ -49,7 +49,7 @@ async def list_credentials(principal: CurrentPrincipal, trainer: TrainerDep) -> 
 async def delete_credential(
     credential_id: CredentialId, principal: CurrentPrincipal, trainer: TrainerDep
 ) -> Response:
-    """Forget them; refused while a job runs in that account."""
+    """Forget them; refused while a job or a live deployment runs in that account."""
     await trainer.call(
         "DeleteCredential",
         trainer_pb2.DeleteCredentialRequest(owner_id=principal.user.id, id=credential_id),

@@ -29,7 +29,10 @@ async def create_deployment(
     body: DeploymentCreate, principal: CurrentPrincipal, deployer: DeployerDep
 ) -> DeploymentPublic:
     """Start serving a model. It goes `pending → starting → ready` (a minute or two on a
-    CPU); then call it at `/v1/chat/completions` with `model` set to its `name`."""
+    CPU); then call it at `/v1/chat/completions` with `model` set to its `name`. With
+    `"weights": "adapter"`, a LoRA version is served as base model + adapter, and
+    `extra_adapters` adds more adapters of the same base to the same server, each called by
+    its own name."""
     reply = await deployer.call("CreateDeployment", body.to_proto(principal.user.id))
     return DeploymentPublic.from_proto(reply)
 

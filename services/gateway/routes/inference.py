@@ -19,8 +19,12 @@ from forgeline.v1 import auth_pb2, deployer_pb2
 
 from services.common.errors import InvalidInput, Unavailable
 from services.common.logging import get_logger
+from services.gateway import grounded_chat
+from services.gateway.chat_extras import take_extras
+from services.gateway.chat_history import question_recorder
 from services.gateway.deps import CurrentPrincipal, DeployerDep
 from services.gateway.inference import ModelCache, Upstream, UpstreamStream, UseRecorder
+from services.gateway.rate_limits import enforce_rate_limit
 from services.gateway.stream_tap import (
     Generation,
     Outcome,
@@ -39,13 +43,19 @@ _HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-en
 
 @router.get("/models")
 async def list_models(principal: CurrentPrincipal, deployer: DeployerDep) -> dict[str, Any]:
-    """Your ready deployments, as OpenAI models; `id` is what you pass as `model`."""
+    """Your ready deployments, as OpenAI models; `id` is what you pass as `model`. A server
+    of LoRA adapters lists each adapter under its own name."""
     reply = await deployer.call(
         "ListDeployments", deployer_pb2.ListDeploymentsRequest(owner_id=principal.user.id)
     )
     return {
         "object": "list",
-        "data": [_model(d) for d in reply.deployments if d.state == "ready"],
+        "data": [
+            _model(d, name)
+            for d in reply.deployments
+            if d.state == "ready"
+            for name in ([a.name for a in d.adapters] or [d.name])
+        ],
     }
 
 
@@ -56,12 +66,13 @@ async def get_model(
     reply = await deployer.call(
         "ResolveModel", deployer_pb2.ResolveModelRequest(owner_id=principal.user.id, model=model)
     )
-    return _model(reply.deployment)
+    # The served name is the adapter's when `model` names one of a deployment's adapters.
+    return _model(reply.deployment, reply.served_name or reply.deployment.name)
 
 
-def _model(d: deployer_pb2.Deployment) -> dict[str, Any]:
+def _model(d: deployer_pb2.Deployment, name: str) -> dict[str, Any]:
     return {
-        "id": d.name,
+        "id": name,
         "object": "model",
         "created": d.created_at.seconds,
         "owned_by": "you",
@@ -94,13 +105,6 @@ async def _read_body(request: Request) -> dict[str, Any]:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidInput("invalid_request", "Name the model to use in 'model'.")
-    if body.get("answer_from_doc"):
-        raise InvalidInput(
-            "answer_from_doc_not_available",
-            "Answers grounded in your documents (answer_from_doc) are not available on this "
-            "endpoint yet; use POST /api/v1/kbs/{id}/query.",
-        )
-    body.pop("answer_from_doc", None)
     return body
 
 
@@ -127,16 +131,29 @@ async def _forward(
     request: Request, principal: auth_pb2.Principal, deployer: DeployerDep, path: str
 ) -> Response:
     owner_id = principal.user.id
+    await enforce_rate_limit(request, principal)  # 429 rate_limit_exceeded; counts the call
     body = await _read_body(request)
+    sent = dict(body)  # as the caller sent it, Forgeline's own fields included
+    extras = take_extras(body, path)  # those fields out; a template applied
     model = body["model"]
     cache: ModelCache = request.app.state.model_cache
     client: httpx.AsyncClient = request.app.state.inference_http
     upstream = await _resolve(owner_id, model, deployer, cache)
     _record_use(request, owner_id, upstream.deployment_id, deployer)
     generation = Generation(
-        owner_id, principal.credential_id, upstream.deployment_id, model, path, dict(body)
+        owner_id, principal.credential_id, upstream.deployment_id, model, path, sent
     )
     on_outcome = _outcome_hook(request, generation)
+    # With a chat_id, the question goes into the chat before anything is generated.
+    remember = question_recorder(deployer, owner_id, extras.chat_id, sent)
+    if extras.knowledge_bases:
+        return await grounded_chat.answer(
+            request.app.state.rag,
+            grounded_chat.answer_request(owner_id, list(extras.knowledge_bases), body, upstream),
+            model=model, streamed=bool(body.get("stream")), on_outcome=on_outcome, first=remember,
+        )  # fmt: skip
+    if remember is not None:
+        await remember()
     streamed = bool(body.get("stream"))
     keep_usage_event = ask_for_usage(body) if streamed else True
     try:

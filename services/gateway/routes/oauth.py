@@ -4,14 +4,18 @@ The `state` is also kept in a short-lived, HttpOnly cookie and must come back in
 callback from the same browser, so a sign-in link cannot be finished by someone else.
 """
 
+import json
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Cookie, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from services.common.errors import Unauthenticated
+from services.common.errors import ForgelineError, Unauthenticated
 from services.gateway.deps import AuthDep, SettingsDep
 from services.gateway.openapi import ERRORS
 from services.gateway.schemas import OAuthProviderPublic, OAuthProvidersPublic, TokenPairPublic
 from services.gateway.settings import GatewaySettings
+from services.gateway.web import OAUTH_PAGE, wants_web_page
 
 router = APIRouter(prefix="/auth/oauth", tags=["auth"])
 STATE_COOKIE = "fl_oauth_state"
@@ -61,6 +65,7 @@ async def start_oauth(
 
 @router.get("/{provider}/callback", response_model=TokenPairPublic, responses=ERRORS(401, 403, 404))
 async def oauth_callback(
+    request: Request,
     response: Response,
     settings: SettingsDep,
     auth: AuthDep,
@@ -69,6 +74,42 @@ async def oauth_callback(
     state: str | None = Query(None, max_length=256),
     error: str | None = Query(None, max_length=256),
     cookie_state: str | None = Cookie(None, alias=STATE_COOKIE, max_length=256),
+) -> TokenPairPublic | RedirectResponse:
+    """The provider sends the browser here. A program gets the token pair as JSON; a browser
+    (with the web client built) is sent on to the client's page with the pair, or the error's
+    sentence, in the URL fragment, which never reaches a server."""
+    try:
+        pair = await _complete(settings, auth, provider, code, state, error, cookie_state)
+    except ForgelineError as failure:
+        if not wants_web_page(request.headers.get("accept", "")):
+            raise
+        return _to_web_client({"error": failure.message})
+    if wants_web_page(request.headers.get("accept", "")):
+        redirect = _to_web_client({
+            "access_token": pair.access_token,
+            "refresh_token": pair.refresh_token,
+            "user": json.dumps(pair.user.model_dump(mode="json")),
+        })  # fmt: skip
+        redirect.delete_cookie(STATE_COOKIE, path=COOKIE_PATH)
+        return redirect
+    response.delete_cookie(STATE_COOKIE, path=COOKIE_PATH)
+    return pair
+
+
+def _to_web_client(fragment: dict[str, str]) -> RedirectResponse:
+    response = RedirectResponse(f"{OAUTH_PAGE}#{urlencode(fragment)}", status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _complete(
+    settings: GatewaySettings,
+    auth: AuthDep,
+    provider: str,
+    code: str | None,
+    state: str | None,
+    error: str | None,
+    cookie_state: str | None,
 ) -> TokenPairPublic:
     if error:
         raise Unauthenticated("oauth_denied", "Sign-in was cancelled at the provider.")
@@ -77,5 +118,4 @@ async def oauth_callback(
             "oauth_state_invalid", "This sign-in link is no longer valid; please start again."
         )
     pair = await auth.complete_oauth(provider, code, state, _callback_url(settings, provider))
-    response.delete_cookie(STATE_COOKIE, path=COOKIE_PATH)
     return TokenPairPublic.from_proto(pair)

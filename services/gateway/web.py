@@ -1,0 +1,49 @@
+"""The web client (`web/dist`, built by `make web`): its files, and its `index.html` for any
+other path that is not the API's, so that a page of the client can be reloaded or linked to
+(`/settings`, `/chat?chat=…`): the client's router draws it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+# Paths that belong to the API: an unknown one stays a JSON 404.
+API_PATHS = ("api/", "v1/", "healthz", "docs", "redoc", "openapi.json")
+
+
+class WebClient(StaticFiles):
+    def __init__(self, directory: Path, **kwargs: Any) -> None:
+        super().__init__(directory=directory, html=True, **kwargs)
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as error:
+            if error.status_code != 404 or not _is_page(path, scope):
+                raise
+            return await super().get_response("index.html", scope)
+
+
+def _is_page(path: str, scope: Scope) -> bool:
+    """A page of the client: a GET of a path with no file extension, outside the API."""
+    path = path.lstrip("/")
+    last = path.rsplit("/", 1)[-1]
+    return (
+        scope.get("method") in ("GET", "HEAD")
+        and not path.startswith(API_PATHS)
+        and "." not in last
+    )
+
+
+WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
+OAUTH_PAGE = "/signin/oauth"  # the client's page that finishes a provider sign-in
+
+
+def wants_web_page(accept: str) -> bool:
+    """A browser navigating (not a program calling the API), with the client built."""
+    return "text/html" in accept and WEB_DIST.is_dir()
