@@ -18,7 +18,6 @@ the gRPC call, so RAG stops generating.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import time
@@ -26,16 +25,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 from fastapi.responses import JSONResponse
 from forgeline.v1 import rag_pb2
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
 
 from services.common.errors import ForgelineError, InvalidInput
 from services.common.logging import get_logger
 from services.gateway.clients import RagClient
-from services.gateway.inference import Upstream, openai_error_body
+from services.gateway.inference import SSE_HEADERS, RelayedStream, Upstream, openai_error_body
 from services.gateway.schemas import pages_label, snippet
 from services.gateway.stream_tap import Outcome, OutcomeHook
 
@@ -43,7 +40,6 @@ log = get_logger(__name__)
 MAX_KNOWLEDGE_BASES = 20
 MAX_QUESTION_CHARS = 8000
 DEFAULT_MAX_TOKENS = 512
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def knowledge_base_ids(value: object) -> list[str]:
@@ -253,7 +249,7 @@ async def as_chunks(
         outcome.text = "".join(parts)
 
 
-class GroundedStream(StreamingResponse):
+class GroundedStream(RelayedStream):
     """Stream an answer's chunks; when either side ends, close the gRPC call (a client that
     hangs up cancels it, and RAG stops generating), then report the outcome."""
 
@@ -272,23 +268,10 @@ class GroundedStream(StreamingResponse):
             headers=SSE_HEADERS,
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            async with anyio.create_task_group() as group:
-
-                async def relay() -> None:
-                    with contextlib.suppress(OSError):  # the client went away mid-write
-                        await self.stream_response(send)
-                    group.cancel_scope.cancel()
-
-                group.start_soon(relay)
-                await self.listen_for_disconnect(receive)
-                group.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.events.aclose()  # cancels the gRPC call if it is still going
-                if self.on_outcome is not None:
-                    await self.on_outcome(self.outcome)
+    async def finish(self) -> None:
+        await self.events.aclose()  # cancels the gRPC call if it is still going
+        if self.on_outcome is not None:
+            await self.on_outcome(self.outcome)
 
 
 async def answer(

@@ -24,6 +24,8 @@ from starlette.types import Receive, Scope, Send
 from services.gateway.stream_tap import OutcomeHook, StreamTap
 
 OPENAI_PREFIX = "/v1"
+# Streams must reach the client as written: no caching, no proxy buffering.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 _TYPES = {
     HTTPStatus.UNAUTHORIZED: "authentication_error",
@@ -124,27 +126,13 @@ class ModelCache:
         return found
 
 
-class UpstreamStream(StreamingResponse):
-    """Relay an upstream streamed response chunk by chunk, and close it when either side
-    ends: the client disconnecting cancels the relay and closes the upstream request."""
+class RelayedStream(StreamingResponse):
+    """A streamed answer relayed until either side ends: the client disconnecting cancels
+    the relay. `finish` then always runs, even while being cancelled: it closes the source
+    (which aborts the generation) and reports the outcome."""
 
-    def __init__(
-        self,
-        upstream: httpx.Response,
-        *,
-        keep_usage_event: bool = True,
-        on_outcome: OutcomeHook | None = None,
-    ) -> None:
-        self.upstream = upstream
-        self.tap = StreamTap(upstream.aiter_raw(), keep_usage_event=keep_usage_event)
-        self.on_outcome = on_outcome
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        super().__init__(
-            aiter(self.tap),
-            status_code=upstream.status_code,
-            media_type=upstream.headers.get("content-type", "text/event-stream"),
-            headers=headers,
-        )
+    async def finish(self) -> None:
+        raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -159,8 +147,33 @@ class UpstreamStream(StreamingResponse):
                 await self.listen_for_disconnect(receive)
                 group.cancel_scope.cancel()
         finally:
-            # Shielded: this runs while being cancelled, and must still close the socket.
+            # Shielded: this runs while being cancelled, and must still close the source.
             with anyio.CancelScope(shield=True):
-                await self.upstream.aclose()
-                if self.on_outcome is not None:
-                    await self.on_outcome(self.tap.finish())
+                await self.finish()
+
+
+class UpstreamStream(RelayedStream):
+    """Relay an upstream streamed response chunk by chunk; closing the upstream request
+    makes vLLM abort the generation."""
+
+    def __init__(
+        self,
+        upstream: httpx.Response,
+        *,
+        keep_usage_event: bool = True,
+        on_outcome: OutcomeHook | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.tap = StreamTap(upstream.aiter_raw(), keep_usage_event=keep_usage_event)
+        self.on_outcome = on_outcome
+        super().__init__(
+            aiter(self.tap),
+            status_code=upstream.status_code,
+            media_type=upstream.headers.get("content-type", "text/event-stream"),
+            headers=SSE_HEADERS,
+        )
+
+    async def finish(self) -> None:
+        await self.upstream.aclose()
+        if self.on_outcome is not None:
+            await self.on_outcome(self.tap.finish())
