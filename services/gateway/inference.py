@@ -161,10 +161,13 @@ class UpstreamStream(RelayedStream):
         upstream: httpx.Response,
         *,
         keep_usage_event: bool = True,
+        collect_text: bool = True,
         on_outcome: OutcomeHook | None = None,
     ) -> None:
         self.upstream = upstream
-        self.tap = StreamTap(upstream.aiter_raw(), keep_usage_event=keep_usage_event)
+        self.tap = StreamTap(
+            upstream.aiter_raw(), keep_usage_event=keep_usage_event, collect_text=collect_text
+        )
         self.on_outcome = on_outcome
         super().__init__(
             aiter(self.tap),

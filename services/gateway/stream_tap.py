@@ -80,14 +80,23 @@ def read_whole(content: bytes) -> Outcome:
 
 
 class StreamTap:
-    """Relays an SSE body event by event while adding up its text and token counts."""
+    """Relays an SSE body event by event while adding up its token counts, and its text when
+    `collect_text` (only chat history needs it).
 
-    def __init__(self, upstream: AsyncIterator[bytes], *, keep_usage_event: bool) -> None:
+    Without the text, an event is not parsed on the way: the counts are running totals, so
+    the last event that carries them is parsed once at the end. The relay then costs a few
+    byte searches per token, which matters when one gateway relays many streams."""
+
+    def __init__(
+        self, upstream: AsyncIterator[bytes], *, keep_usage_event: bool, collect_text: bool = True
+    ) -> None:
         self.upstream = upstream
         self.keep_usage_event = keep_usage_event
+        self.collect_text = collect_text
         self.outcome = Outcome(aborted=True)  # until the server says it is done
         self._parts: list[str] = []
         self._pending = b""
+        self._last_counted = b""  # the last event with token counts, when not parsing each
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self.upstream:
@@ -102,11 +111,26 @@ class StreamTap:
             yield self._pending
 
     def finish(self) -> Outcome:
+        if self._last_counted:
+            self._parse(self._last_counted)
         self.outcome.text = "".join(self._parts)
         return self.outcome
 
     def _read(self, event: bytes) -> bool:
         """Take what the event says; whether it goes on to the client."""
+        if self.collect_text:
+            return self._parse(event)
+        if event.startswith(b"data: [DONE]"):
+            self.outcome.aborted = False
+            return True
+        if b'"usage"' in event:
+            self._last_counted = event
+            no_choices = b'"choices":[]' in event or b'"choices": []' in event
+            if no_choices and b'"error"' not in event:
+                return self.keep_usage_event
+        return True
+
+    def _parse(self, event: bytes) -> bool:
         data = _data_of(event)
         if data is None:
             return True

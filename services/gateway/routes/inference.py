@@ -171,7 +171,12 @@ async def _forward(
         cache.forget(owner_id, model)
         raise not_ready(model, "not answering") from None
     if streamed and response.status_code == 200:
-        return UpstreamStream(response, keep_usage_event=keep_usage_event, on_outcome=on_outcome)
+        return UpstreamStream(
+            response,
+            keep_usage_event=keep_usage_event,
+            collect_text=bool(extras.chat_id),  # only chat history keeps the text
+            on_outcome=on_outcome,
+        )
     try:
         content = await response.aread()
     except httpx.TransportError:

@@ -7,6 +7,8 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import pytest
+
 from services.gateway.stream_tap import StreamTap, ask_for_usage, read_whole
 
 
@@ -27,12 +29,14 @@ USAGE_ONLY = _event({"choices": [], "usage": {"prompt_tokens": 7, "completion_to
 DONE = b"data: [DONE]\n\n"
 
 
-async def _relay(chunks: list[bytes], keep_usage_event: bool) -> tuple[list[bytes], StreamTap]:
+async def _relay(
+    chunks: list[bytes], keep_usage_event: bool, collect_text: bool = True
+) -> tuple[list[bytes], StreamTap]:
     async def upstream() -> AsyncIterator[bytes]:
         for chunk in chunks:
             yield chunk
 
-    tap = StreamTap(upstream(), keep_usage_event=keep_usage_event)
+    tap = StreamTap(upstream(), keep_usage_event=keep_usage_event, collect_text=collect_text)
     return [piece async for piece in tap], tap
 
 
@@ -45,10 +49,22 @@ def test_events_pass_one_by_one_and_the_outcome_adds_up() -> None:
     assert outcome.finish_reason == "stop" and not outcome.aborted
 
 
-def test_the_usage_event_is_dropped_when_the_client_did_not_ask() -> None:
+@pytest.mark.parametrize("collect_text", [True, False])
+def test_the_usage_event_is_dropped_when_the_client_did_not_ask(collect_text: bool) -> None:
     chunks = [_chunk("Hi", 1, "stop"), USAGE_ONLY, DONE]
-    relayed, _ = asyncio.run(_relay(chunks, keep_usage_event=False))
+    relayed, _ = asyncio.run(_relay(chunks, keep_usage_event=False, collect_text=collect_text))
     assert relayed == [chunks[0], DONE]
+
+
+def test_without_the_text_the_counts_come_from_the_last_counted_event() -> None:
+    chunks = [_chunk("Hel", 1), _chunk("lo", 2, "stop"), USAGE_ONLY, DONE]
+    relayed, tap = asyncio.run(_relay(chunks, keep_usage_event=True, collect_text=False))
+    assert relayed == chunks
+    outcome = tap.finish()
+    assert (outcome.text, outcome.prompt_tokens, outcome.completion_tokens) == ("", 7, 2)
+    assert not outcome.aborted
+    _, cut = asyncio.run(_relay(chunks[:1], keep_usage_event=False, collect_text=False))
+    assert cut.finish().aborted and cut.finish().completion_tokens == 1
 
 
 def test_events_split_across_reads_are_joined_before_they_are_passed() -> None:
@@ -66,9 +82,10 @@ def test_a_stream_cut_short_is_marked_aborted_with_the_tokens_so_far() -> None:
     assert outcome.aborted and outcome.completion_tokens == 2 and outcome.text == "ab"
 
 
-def test_streamed_errors_always_reach_the_client() -> None:
-    error = _event({"error": {"message": "boom", "code": 500}})
-    relayed, _ = asyncio.run(_relay([error], keep_usage_event=False))
+@pytest.mark.parametrize("collect_text", [True, False])
+def test_streamed_errors_always_reach_the_client(collect_text: bool) -> None:
+    error = _event({"error": {"message": "boom", "code": 500}, "usage": None, "choices": []})
+    relayed, _ = asyncio.run(_relay([error], keep_usage_event=False, collect_text=collect_text))
     assert relayed == [error]
 
 
