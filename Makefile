@@ -9,9 +9,9 @@ PROTO_OUT := $(PROTO_SRC:.proto=_pb2.py)
 
 OIDC_PROVIDER := tests/integration/oidc_provider
 
-.PHONY: run test lint proto venv engines bench clean
+.PHONY: run test lint proto venv engines bench clean web
 
-run: venv proto
+run: venv proto web
 	$(PY) -m services.supervisor
 
 # One resolver run for the platform's own dependencies; constraints.txt pins every version
@@ -37,15 +37,29 @@ lint: venv proto
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services
 
+# The web client (web/): npm ci when the lock file changes, a Vite build into web/dist (served
+# by the gateway at /) when a source changes.
+WEB_SRC := $(shell find web/src web/public -type f 2>/dev/null) \
+	web/index.html web/vite.config.ts web/tsconfig.json web/package.json
+web: web/dist/index.html
+web/node_modules/.package-lock.json: web/package-lock.json
+	npm --prefix web ci --no-audit --no-fund
+	touch $@
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SRC)
+	npm --prefix web run build
+	touch $@
+
 # The certified OpenID Provider the OAuth tests sign in against (npm: oidc-provider).
 $(OIDC_PROVIDER)/node_modules: $(OIDC_PROVIDER)/package-lock.json
 	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund
 	touch $@
 
-test: venv proto engines $(OIDC_PROVIDER)/node_modules
+test: venv proto engines $(OIDC_PROVIDER)/node_modules web
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services
+	npm --prefix web run typecheck
+	npm --prefix web run test
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests --durations=40
 
 bench: venv proto

@@ -1,0 +1,117 @@
+"""The browser session: the platform started once (SQLite), as `make run` starts it, serving
+the built web client (`make web` builds `web/dist`), with the test OpenID Provider as its
+sign-in provider, and Debian's Chromium driven by Playwright. Screenshots of each step go to
+tests/e2e/artifacts/ (git-ignored)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.servers import free_port
+from tests.servers.oidc import OidcProvider, run_oidc_provider
+from tests.servers.platform import REPO, Platform, platform_env, run_platform
+
+# The machine may be busy (the whole suite runs beside): wait up to 30 s for what the page
+# should show, not Playwright's 5.
+expect.set_options(timeout=30_000)
+CHROMIUM = os.environ.get("FORGELINE_E2E_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+WEB_INDEX = REPO / "web" / "dist" / "index.html"
+# The bundled model as the integration session converts it (the trainer reads its tokenizer).
+MODELS_DIR = Path(os.environ.get("FORGELINE_TEST_MODELS_DIR", REPO / ".forgeline" / "test-models"))
+
+
+OIDC_PROVIDER_NAME = "testidp"
+OIDC_DISPLAY_NAME = "Test IdP"
+
+
+@dataclass
+class WebStack:
+    platform: Platform
+    idp: OidcProvider
+
+    @property
+    def url(self) -> str:
+        return self.platform.url
+
+
+@pytest.fixture(scope="package")
+def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
+    """The platform with the test OpenID Provider as its one sign-in provider; stopped once
+    the browser tests are done (package scope), before the integration suite starts its own."""
+    if not WEB_INDEX.is_file():
+        pytest.fail("The web client is not built: run `make web` (make test does) first.")
+    data_dir = tmp_path_factory.mktemp("forgeline-e2e")
+    gateway_port = free_port()
+    callback = f"http://127.0.0.1:{gateway_port}/api/v1/auth/oauth/{OIDC_PROVIDER_NAME}/callback"
+    client_id, client_secret = "forgeline-e2e", secrets.token_urlsafe(24)
+    with run_oidc_provider(
+        client_id=client_id, client_secret=client_secret, redirect_uris=[callback]
+    ) as idp:
+        provider = {
+            "name": OIDC_PROVIDER_NAME,
+            "display_name": OIDC_DISPLAY_NAME,
+            "discovery_url": idp.discovery_url,
+            "client_id": client_id,
+            "client_secret": client_secret,
+        }
+        env = platform_env(
+            data_dir,
+            GATEWAY_PORT=str(gateway_port),
+            OAUTH_PROVIDERS=json.dumps([provider]),
+            TRAINER_MODELS_DIR=str(MODELS_DIR),
+        )
+        with run_platform(data_dir, env) as platform:
+            yield WebStack(platform, idp)
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"No Chromium at {CHROMIUM}: apt-get install -y chromium (.ci/run does).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox"]
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class ConsoleLog:
+    """Errors the page reported: console.error, uncaught exceptions, failed requests."""
+
+    errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    folder = ARTIFACTS / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def watch_console(page: Page) -> ConsoleLog:
+    log = ConsoleLog()
+    page.on(
+        "console",
+        lambda message: (
+            log.errors.append(f"console.{message.type}: {message.text}")
+            if message.type == "error"
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: log.errors.append(f"uncaught: {error}"))
+    return log

@@ -1,0 +1,78 @@
+import { useEffect, useState } from "react";
+import { NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
+import { useAuth } from "../auth/AuthContext";
+
+export const NAV_ITEMS = [
+  { to: "/", label: "Home", end: true },
+  { to: "/datasets", label: "Datasets" },
+  { to: "/fine-tune", label: "Fine-tune" },
+  { to: "/jobs", label: "Jobs" },
+  { to: "/models", label: "Models" },
+  { to: "/deployments", label: "Deployments" },
+  { to: "/chat", label: "Chat" },
+  { to: "/knowledge-bases", label: "Knowledge bases" },
+  { to: "/settings", label: "Settings" },
+];
+
+export function Layout() {
+  const { client, session } = useAuth();
+  const navigate = useNavigate();
+  const location = useLocation();
+  const [menuOpen, setMenuOpen] = useState(false);
+  const [signingOut, setSigningOut] = useState(false);
+
+  useEffect(() => setMenuOpen(false), [location.pathname]);
+
+  const signOut = async () => {
+    setSigningOut(true);
+    await client.logout();
+    navigate("/signin", { replace: true });
+  };
+
+  return (
+    <div className="shell">
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <NavLink to="/" className="brand" aria-label="Forgeline home">
+          <img src="/favicon.svg" alt="" width="28" height="28" />
+          <span>Forgeline</span>
+        </NavLink>
+        <button
+          type="button"
+          className="menu-toggle"
+          aria-expanded={menuOpen}
+          aria-controls="main-nav"
+          onClick={() => setMenuOpen((open) => !open)}
+        >
+          Menu
+        </button>
+        <div className="account">
+          <span className="account-email" title={session?.user.email}>
+            {session?.user.email}
+          </span>
+          <button type="button" className="button button-small" onClick={signOut} disabled={signingOut}>
+            {signingOut ? "Signing out…" : "Sign out"}
+          </button>
+        </div>
+      </header>
+      <div className="body">
+        <nav id="main-nav" className={menuOpen ? "sidebar open" : "sidebar"} aria-label="Main">
+          <ul>
+            {NAV_ITEMS.map((item) => (
+              <li key={item.to}>
+                <NavLink to={item.to} end={item.end}>
+                  {item.label}
+                </NavLink>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <main id="main" tabIndex={-1}>
+          <Outlet />
+        </main>
+      </div>
+    </div>
+  );
+}

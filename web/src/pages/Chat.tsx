@@ -1,0 +1,467 @@
+import { useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { Link, useSearchParams } from "react-router-dom";
+import { sendChat, type ChatTurn } from "../api/chat";
+import { errorMessage, isAbort } from "../api/client";
+import type {
+  ChatSession,
+  ChatWithMessages,
+  Citation,
+  KnowledgeBase,
+  ListOf,
+  OpenAIModel,
+  PromptTemplate,
+} from "../api/types";
+import { useApi } from "../auth/AuthContext";
+import { ErrorMessage, Spinner } from "../components/ui";
+import { useResource } from "../lib/useResource";
+
+export interface Message {
+  key: string;
+  role: "user" | "assistant";
+  content: string;
+  citations?: Citation[];
+  stopped?: boolean;
+  pending?: boolean;
+}
+
+/** Answer lengths offered, in tokens (about ¾ of a word each). */
+export const ANSWER_LENGTHS: [number, string][] = [
+  [64, "A sentence or two"],
+  [256, "A paragraph"],
+  [512, "A page"],
+  [2048, "As long as needed"],
+];
+
+let counter = 0;
+const nextKey = () => `m${++counter}`;
+
+export function Chat() {
+  const client = useApi();
+  const [params, setParams] = useSearchParams();
+  const models = useResource((signal) => client.get<{ data: OpenAIModel[] }>("/v1/models", signal), [client]);
+  const templates = useResource(
+    (signal) => client.get<ListOf<PromptTemplate>>("/api/v1/prompt-templates", signal).catch(() => ({ data: [], count: 0 })),
+    [client],
+  );
+  const kbs = useResource(
+    (signal) => client.get<ListOf<KnowledgeBase>>("/api/v1/kbs", signal).catch(() => ({ data: [], count: 0 })),
+    [client],
+  );
+  const history = useResource(
+    (signal) => client.get<ListOf<ChatSession>>("/api/v1/chats", signal).catch(() => null),
+    [client],
+  );
+
+  const [model, setModel] = useState(params.get("model") ?? "");
+  const [stream, setStream] = useState(true);
+  const [maxTokens, setMaxTokens] = useState(512);
+  const [kbId, setKbId] = useState("");
+  const [template, setTemplate] = useState("");
+  const [templateOptions, setTemplateOptions] = useState<Record<string, string>>({});
+  const [messages, setMessages] = useState<Message[]>([]);
+  const [chatId, setChatId] = useState<string | null>(params.get("chat"));
+  const [draft, setDraft] = useState("");
+  const [generating, setGenerating] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [note, setNote] = useState<string | null>(null);
+  const controller = useRef<AbortController | null>(null);
+  const createdHere = useRef<string | null>(null);
+  const logRef = useRef<HTMLDivElement>(null);
+  const ids = {
+    model: useId(),
+    stream: useId(),
+    kb: useId(),
+    template: useId(),
+    draft: useId(),
+    length: useId(),
+  };
+
+  const modelList = models.data?.data ?? [];
+  const chosenModel = model || modelList[0]?.id || "";
+  const chosenTemplate = templates.data?.data.find((t) => t.name === template);
+
+  useEffect(() => () => controller.current?.abort(), []);
+  // Follow the answer as it grows, unless the reader scrolled up to read something.
+  const following = useRef(true);
+  useEffect(() => {
+    const log = logRef.current;
+    if (log && following.current) log.scrollTop = log.scrollHeight;
+  }, [messages]);
+  const onLogScroll = () => {
+    const log = logRef.current;
+    if (log) following.current = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+  };
+
+  // Open a chat from the history (or from ?chat= on a reload); not one just created here.
+  useEffect(() => {
+    if (!chatId || chatId === createdHere.current) return;
+    const abort = new AbortController();
+    client
+      .get<ChatWithMessages>(`/api/v1/chats/${encodeURIComponent(chatId)}`, abort.signal)
+      .then((chat) => {
+        setMessages(
+          chat.messages
+            .filter((m) => m.role !== "system")
+            .map((m) => ({
+              key: m.id,
+              role: m.role as "user" | "assistant",
+              content: m.content,
+              citations: m.citations,
+              stopped: m.status === "stopped",
+            })),
+        );
+        if (chat.model) setModel(chat.model);
+      })
+      .catch((err: unknown) => {
+        if (!isAbort(err)) setError(errorMessage(err));
+      });
+    return () => abort.abort();
+  }, [chatId, client]);
+
+  const openChat = (id: string | null) => {
+    if (id !== null && id === chatId) return;
+    controller.current?.abort();
+    createdHere.current = null;
+    setMessages([]);
+    setError(null);
+    setNote(null);
+    setChatId(id);
+    const next = new URLSearchParams(params);
+    if (id) next.set("chat", id);
+    else next.delete("chat");
+    setParams(next, { replace: true });
+  };
+
+  const ensureChat = async (firstLine: string): Promise<string | undefined> => {
+    if (chatId) return chatId;
+    if (history.data === null) return undefined; // history is not available on this server
+    try {
+      const created = await client.post<ChatSession>("/api/v1/chats", {
+        title: firstLine.slice(0, 80),
+        model: chosenModel,
+      });
+      createdHere.current = created.id;
+      setChatId(created.id);
+      const next = new URLSearchParams(params);
+      next.set("chat", created.id);
+      setParams(next, { replace: true });
+      history.reload();
+      return created.id;
+    } catch (err) {
+      setNote(`This conversation will not be saved: ${errorMessage(err)}`);
+      return undefined;
+    }
+  };
+
+  const send = async (event?: FormEvent) => {
+    event?.preventDefault();
+    const text = draft.trim();
+    if (!text || generating || !chosenModel) return;
+    setError(null);
+    setNote(null);
+    const user: Message = { key: nextKey(), role: "user", content: text };
+    const answer: Message = { key: nextKey(), role: "assistant", content: "", pending: true };
+    const turns: ChatTurn[] = [...messages, user].map((m) => ({ role: m.role, content: m.content }));
+    setMessages((list) => [...list, user, answer]);
+    setDraft("");
+    following.current = true;
+    setGenerating(true);
+    const abort = new AbortController();
+    controller.current = abort;
+    let received = "";
+    const update = (change: (m: Message) => Message) =>
+      setMessages((list) => list.map((m) => (m.key === answer.key ? change(m) : m)));
+    try {
+      const id = await ensureChat(text);
+      const options: Record<string, unknown> = {};
+      for (const option of chosenTemplate?.options ?? []) {
+        const value = templateOptions[option.name];
+        if (!value) continue;
+        if (option.type === "object") {
+          try {
+            options[option.name] = JSON.parse(value) as unknown;
+          } catch {
+            throw new Error(`“${option.name}” must be valid JSON.`);
+          }
+        } else options[option.name] = value;
+      }
+      for await (const piece of sendChat(
+        client,
+        {
+          model: chosenModel,
+          messages: turns,
+          stream,
+          knowledgeBases: kbId ? [kbId] : undefined,
+          template: template || undefined,
+          templateOptions: options,
+          chatId: id,
+          maxTokens,
+        },
+        abort.signal,
+      )) {
+        received += piece.content ?? "";
+        update((m) => ({
+          ...m,
+          content: m.content + (piece.content ?? ""),
+          citations: piece.citations ?? m.citations,
+        }));
+      }
+      update((m) => ({ ...m, pending: false }));
+    } catch (err) {
+      if (isAbort(err)) {
+        update((m) => ({ ...m, pending: false, stopped: true }));
+      } else {
+        setError(errorMessage(err));
+        // Nothing came back: take the question back into the box, to send again.
+        if (received) {
+          update((m) => ({ ...m, pending: false, stopped: true }));
+        } else {
+          setMessages((list) => list.filter((m) => m.key !== answer.key && m.key !== user.key));
+          setDraft((current) => current || text);
+        }
+      }
+    } finally {
+      setGenerating(false);
+      controller.current = null;
+    }
+  };
+
+  const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.nativeEvent.isComposing) {
+      event.preventDefault();
+      void send();
+    }
+  };
+
+  const noModels = models.data && modelList.length === 0;
+
+  return (
+    <div className="chat-page">
+      <aside className="chat-history" aria-label="Your chats">
+        <button type="button" className="button button-wide" onClick={() => openChat(null)}>
+          New chat
+        </button>
+        {history.data === null && <p className="hint">Chat history is not available on this server.</p>}
+        {history.data && history.data.data.length === 0 && <p className="hint">Your saved chats appear here.</p>}
+        <ul className="plain-list">
+          {history.data?.data.map((c) => (
+            <li key={c.id}>
+              <button
+                type="button"
+                className={c.id === chatId ? "history-item active" : "history-item"}
+                aria-current={c.id === chatId ? "true" : undefined}
+                onClick={() => openChat(c.id)}
+              >
+                {c.title || "Untitled chat"}
+              </button>
+            </li>
+          ))}
+        </ul>
+      </aside>
+      <section className="chat-main" aria-label="Chat">
+        <div className="chat-controls">
+          <div className="field">
+            <label htmlFor={ids.model}>Model</label>
+            <select
+              id={ids.model}
+              value={chosenModel}
+              onChange={(e) => setModel(e.target.value)}
+              disabled={!modelList.length}
+            >
+              {modelList.length === 0 && <option value="">No model is ready</option>}
+              {modelList.map((m) => (
+                <option key={m.id} value={m.id}>
+                  {m.id}
+                </option>
+              ))}
+              {model && !modelList.some((m) => m.id === model) && modelList.length > 0 && (
+                <option value={model}>{model} (not ready)</option>
+              )}
+            </select>
+          </div>
+          {(kbs.data?.data.length ?? 0) > 0 && (
+            <div className="field">
+              <label htmlFor={ids.kb}>Answer from documents</label>
+              <select
+                id={ids.kb}
+                value={kbId}
+                onChange={(e) => {
+                  setKbId(e.target.value);
+                  if (e.target.value) setTemplate("");
+                }}
+              >
+                <option value="">No (the model alone)</option>
+                {kbs.data?.data.map((k) => (
+                  <option key={k.id} value={k.id}>
+                    {k.name}
+                  </option>
+                ))}
+              </select>
+            </div>
+          )}
+          {(templates.data?.data.length ?? 0) > 0 && (
+            <div className="field">
+              <label htmlFor={ids.template}>Task</label>
+              <select
+                id={ids.template}
+                value={template}
+                disabled={!!kbId}
+                title={kbId ? "Tasks do not combine with answers from documents" : undefined}
+                onChange={(e) => {
+                  setTemplate(e.target.value);
+                  setTemplateOptions({});
+                }}
+              >
+                <option value="">Free chat</option>
+                {templates.data?.data.map((t) => (
+                  <option key={t.name} value={t.name}>
+                    {t.title || t.name}
+                  </option>
+                ))}
+              </select>
+            </div>
+          )}
+          <div className="field field-narrow">
+            <label htmlFor={ids.length}>Longest answer</label>
+            <select id={ids.length} value={maxTokens} onChange={(e) => setMaxTokens(Number(e.target.value))}>
+              {ANSWER_LENGTHS.map(([tokens, label]) => (
+                <option key={tokens} value={tokens}>
+                  {label}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div className="field switch">
+            <input id={ids.stream} type="checkbox" checked={stream} onChange={(e) => setStream(e.target.checked)} />
+            <label htmlFor={ids.stream}>Show the answer as it is written</label>
+          </div>
+        </div>
+        {chosenTemplate && (
+          <TemplateOptions
+            template={chosenTemplate}
+            values={templateOptions}
+            onChange={(name, value) => setTemplateOptions((o) => ({ ...o, [name]: value }))}
+          />
+        )}
+        <ErrorMessage message={models.error} onRetry={models.reload} />
+        {models.loading && !models.data && <Spinner label="Loading your models…" />}
+        {noModels && (
+          <div className="alert alert-info" role="status">
+            No model is ready to chat with yet. <Link to="/deployments">Deploy one</Link>; it takes a minute or two.
+          </div>
+        )}
+        <div
+          className="chat-log"
+          role="log"
+          aria-live="polite"
+          aria-busy={generating}
+          aria-label="Conversation"
+          ref={logRef}
+          onScroll={onLogScroll}
+          tabIndex={0}
+        >
+          {messages.length === 0 && !noModels && (
+            <p className="hint chat-empty">Ask anything to start. Press Enter to send, Shift+Enter for a new line.</p>
+          )}
+          {messages.map((m) => (
+            <MessageBubble key={m.key} message={m} />
+          ))}
+        </div>
+        {note && <p className="hint">{note}</p>}
+        <ErrorMessage message={error} />
+        <form className="composer" onSubmit={send}>
+          <label htmlFor={ids.draft} className="visually-hidden">
+            Your message
+          </label>
+          <textarea
+            id={ids.draft}
+            rows={2}
+            placeholder={chosenModel ? `Message ${chosenModel}` : "Deploy a model to start chatting"}
+            value={draft}
+            onChange={(e) => setDraft(e.target.value)}
+            onKeyDown={onKeyDown}
+            disabled={!chosenModel}
+          />
+          {generating ? (
+            <button type="button" className="button button-danger" onClick={() => controller.current?.abort()}>
+              Stop
+            </button>
+          ) : (
+            <button type="submit" className="button button-primary" disabled={!draft.trim() || !chosenModel}>
+              Send
+            </button>
+          )}
+        </form>
+      </section>
+    </div>
+  );
+}
+
+function TemplateOptions({
+  template,
+  values,
+  onChange,
+}: {
+  template: PromptTemplate;
+  values: Record<string, string>;
+  onChange: (name: string, value: string) => void;
+}) {
+  const base = useId();
+  return (
+    <fieldset className="template-options">
+      <legend>{template.title || template.name}</legend>
+      {template.description && <p className="hint">{template.description}</p>}
+      {template.options.map((o) => {
+        const id = `${base}-${o.name}`;
+        return (
+          <div className="field" key={o.name}>
+            <label htmlFor={id}>
+              {o.name}
+              {o.required ? "" : " (optional)"}
+            </label>
+            {o.choices.length > 0 ? (
+              <select id={id} value={values[o.name] ?? o.default ?? ""} onChange={(e) => onChange(o.name, e.target.value)}>
+                {!o.required && <option value="">default</option>}
+                {o.choices.map((c) => (
+                  <option key={c}>{c}</option>
+                ))}
+              </select>
+            ) : (
+              <textarea
+                id={id}
+                rows={o.type === "object" ? 4 : 2}
+                spellCheck={o.type !== "object"}
+                required={o.required}
+                placeholder={o.type === "object" ? '{"type": "object", "properties": {...}}' : undefined}
+                value={values[o.name] ?? ""}
+                onChange={(e) => onChange(o.name, e.target.value)}
+              />
+            )}
+            {o.description && <p className="hint">{o.description}</p>}
+          </div>
+        );
+      })}
+    </fieldset>
+  );
+}
+
+export function MessageBubble({ message: m }: { message: Message }) {
+  return (
+    <div className={`bubble bubble-${m.role}`}>
+      <span className="visually-hidden">{m.role === "user" ? "You:" : "Assistant:"}</span>
+      {m.pending && !m.content ? <Spinner label="Thinking…" /> : <div className="bubble-text">{m.content}</div>}
+      {m.stopped && <p className="hint">Stopped.</p>}
+      {m.citations && m.citations.length > 0 && (
+        <ol className="citations" aria-label="Sources">
+          {m.citations.map((c) => (
+            <li key={c.number} value={c.number}>
+              <strong>{c.document}</strong>
+              {c.pages ? `, pages ${c.pages}` : c.page_start ? `, page ${c.page_start}${c.page_end && c.page_end !== c.page_start ? `–${c.page_end}` : ""}` : ""}
+              <p className="hint">{c.snippet}</p>
+            </li>
+          ))}
+        </ol>
+      )}
+    </div>
+  );
+}

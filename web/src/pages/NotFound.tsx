@@ -1,0 +1,12 @@
+import { Link } from "react-router-dom";
+import { EmptyState } from "../components/ui";
+
+export function NotFound() {
+  return (
+    <EmptyState title="There is nothing here">
+      <p>
+        The page may have moved. <Link to="/">Go to Home</Link>.
+      </p>
+    </EmptyState>
+  );
+}

@@ -1,0 +1,54 @@
+import { render } from "@testing-library/react";
+import type { ReactElement } from "react";
+import { MemoryRouter } from "react-router-dom";
+import { vi } from "vitest";
+import { ApiClient, type Session, type SessionStore } from "../api/client";
+import { AuthProvider } from "../auth/AuthContext";
+
+export function json(body: unknown, status = 200): Response {
+  return new Response(status === 204 ? null : JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+export function apiError(status: number, code: string, message: string): Response {
+  return json({ error: { code, message } }, status);
+}
+
+type Handler = (request: { url: string; method: string; body: unknown; headers: Record<string, string> }) =>
+  | Response
+  | Promise<Response>;
+
+/** A fetch that answers from `routes` ("METHOD /path" → handler); anything else is a 404. */
+export function mockFetch(routes: Record<string, Handler | Response>) {
+  return vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    const method = init?.method ?? "GET";
+    const path = url.replace(/^https?:\/\/[^/]+/, "").split("?")[0];
+    const route = routes[`${method} ${path}`];
+    if (!route) return apiError(404, "not_found", `No mock for ${method} ${path}`);
+    if (route instanceof Response) return route.clone();
+    const body = typeof init?.body === "string" ? (JSON.parse(init.body) as unknown) : undefined;
+    return route({ url, method, body, headers: (init?.headers ?? {}) as Record<string, string> });
+  });
+}
+
+export function memoryStore(initial: Session | null = null): SessionStore {
+  let value = initial;
+  return { load: () => value, save: (s) => (value = s) };
+}
+
+export const SESSION: Session = {
+  accessToken: "access-1",
+  refreshToken: "flr_refresh-1",
+  user: { id: "u1", email: "ada@example.com", role: "member", disabled: false, created_at: null },
+};
+
+export function renderWithClient(ui: ReactElement, client: ApiClient, path = "/") {
+  return render(
+    <MemoryRouter initialEntries={[path]}>
+      <AuthProvider client={client}>{ui}</AuthProvider>
+    </MemoryRouter>,
+  );
+}
