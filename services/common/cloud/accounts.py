@@ -8,6 +8,8 @@ they had when training was their only user (TRAINER_AWS_ENDPOINT_URL, ...).
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,21 +32,46 @@ class CloudEndpointSettings(BaseModel):
 def instance_api(
     settings: CloudEndpointSettings, kind: str, location: str, secret: dict[str, Any]
 ) -> InstanceApi:
-    """The instance API of one account (`secret`, decrypted) in one region or zone."""
+    """The instance API of one account (`secret`, decrypted) in one region or zone.
+
+    Made once per account and kept: building a boto3 or Compute Engine client costs tens of
+    milliseconds of CPU, and the reapers ask for every stored account every few minutes."""
+    return _cached_instance_api(
+        kind,
+        location,
+        json.dumps(secret, sort_keys=True),
+        settings.trainer_aws_endpoint_url,
+        settings.trainer_aws_image_id,
+        settings.trainer_gcp_api_endpoint,
+        settings.trainer_gcp_image,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_instance_api(
+    kind: str,
+    location: str,
+    secret_json: str,
+    aws_endpoint_url: str,
+    aws_image_id: str,
+    gcp_api_endpoint: str,
+    gcp_image: str,
+) -> InstanceApi:
+    secret = json.loads(secret_json)
     if kind == "aws":
         return Ec2Instances(
             access_key_id=secret["access_key_id"],
             secret_access_key=secret["secret_access_key"],
             session_token=secret.get("session_token") or None,
             region=location,
-            endpoint_url=settings.trainer_aws_endpoint_url or None,
-            image=settings.trainer_aws_image_id or None,
+            endpoint_url=aws_endpoint_url or None,
+            image=aws_image_id or None,
         )
     if kind == "gcp":
         return GceInstances(
             secret["service_account"],
             location,
-            api_endpoint=settings.trainer_gcp_api_endpoint or None,
-            image=settings.trainer_gcp_image or None,
+            api_endpoint=gcp_api_endpoint or None,
+            image=gcp_image or None,
         )
     raise InvalidInput("unknown_credential_kind", "These credentials cannot start machines.")
