@@ -18,7 +18,7 @@ from fastapi import UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from services.common.archives import ArchiveLimits, iter_zip_members
-from services.common.errors import InvalidInput, PayloadTooLarge, Unavailable
+from services.common.errors import InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -206,3 +206,21 @@ def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
     except (BotoCoreError, ClientError) as exc:
         log.warning("object store delete failed", bucket=bucket, error=type(exc).__name__)
         raise storage_unavailable() from None
+
+
+def open_object(s3: Any, bucket: str, key: str) -> tuple[Any, str, int]:
+    """The object's streaming body, content type and size; NotFound when it is gone."""
+    try:
+        reply = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise NotFound("document_not_found", "No such document.") from None
+        log.warning("object store read failed", bucket=bucket, error=type(exc).__name__)
+        raise storage_unavailable() from None
+    except BotoCoreError as exc:
+        log.warning("object store read failed", bucket=bucket, error=type(exc).__name__)
+        raise storage_unavailable() from None
+    content_type = (
+        mimetypes.guess_type(key)[0] or reply.get("ContentType") or "application/octet-stream"
+    )
+    return reply["Body"], content_type, int(reply.get("ContentLength") or 0)

@@ -8,7 +8,11 @@ import { Home } from "./pages/Home";
 import { Settings } from "./pages/Settings";
 import { Deployments } from "./pages/Deployments";
 import { Chat } from "./pages/Chat";
-import { Datasets, FineTune, Jobs, KnowledgeBases, Models } from "./pages/Lists";
+import { DatasetDetail, Datasets } from "./pages/Datasets";
+import { FineTune } from "./pages/FineTune";
+import { JobDetail, Jobs } from "./pages/Jobs";
+import { Models } from "./pages/Models";
+import { KnowledgeBaseDetail, KnowledgeBases } from "./pages/KnowledgeBases";
 import { NotFound } from "./pages/NotFound";
 
 export function RequireSession({ children }: { children: ReactNode }) {
@@ -34,12 +38,15 @@ export function App() {
       >
         <Route index element={<Home />} />
         <Route path="datasets" element={<Datasets />} />
+        <Route path="datasets/:id" element={<DatasetDetail />} />
         <Route path="fine-tune" element={<FineTune />} />
         <Route path="jobs" element={<Jobs />} />
+        <Route path="jobs/:id" element={<JobDetail />} />
         <Route path="models" element={<Models />} />
         <Route path="deployments" element={<Deployments />} />
         <Route path="chat" element={<Chat />} />
         <Route path="knowledge-bases" element={<KnowledgeBases />} />
+        <Route path="knowledge-bases/:id" element={<KnowledgeBaseDetail />} />
         <Route path="settings" element={<Settings />} />
         <Route path="*" element={<NotFound />} />
       </Route>

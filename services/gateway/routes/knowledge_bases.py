@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Response, UploadFile, status
-from fastapi.concurrency import run_in_threadpool
+from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.responses import StreamingResponse
 from forgeline.v1 import indexer_pb2, rag_pb2
 
@@ -55,6 +56,7 @@ from services.gateway.uploads import (
     StoredObject,
     delete_object,
     delete_prefix,
+    open_object,
     store_upload,
 )
 
@@ -251,20 +253,7 @@ async def delete_document(
     kb = await rag.get_knowledge_base(owner_id, kb_id)
     if kb.external_bucket:
         raise _read_only()
-    prefix = _platform_prefix(kb, owner_id, settings)
-    documents = (await indexer.list_documents(owner_id, kb_id)).documents
-    document = next(
-        (
-            doc
-            for doc in documents
-            if doc.id == document_id
-            and doc.state != indexer_pb2.DOCUMENT_STATE_DELETED
-            and doc.key.startswith(prefix)
-        ),
-        None,
-    )
-    if document is None:
-        raise NotFound("document_not_found", "No such document.")
+    document = await _platform_document(indexer, owner_id, kb, document_id, settings)
     await run_in_threadpool(delete_object, s3, kb.bucket, document.key)
     try:
         await indexer.object_changed(
@@ -273,6 +262,42 @@ async def delete_document(
     except ForgelineError as error:  # the bucket event removes it from the index anyway
         log.warning("indexer not told of a delete", kb_id=kb_id, code=error.code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{kb_id}/documents/{document_id}/file",
+    response_class=StreamingResponse,
+    responses={**ERRORS(401, 404, 422, 503), 200: {"content": {"application/octet-stream": {}}}},
+)
+async def open_document(
+    kb_id: KbId,
+    document_id: DocumentId,
+    principal: CurrentPrincipal,
+    rag: RagDep,
+    indexer: IndexerDep,
+    s3: StorageDep,
+    settings: SettingsDep,
+) -> StreamingResponse:
+    """The document as it was uploaded (the sources of an answer open from here)."""
+    owner_id = principal.user.id
+    kb = await rag.get_knowledge_base(owner_id, kb_id)
+    if kb.external_bucket:
+        raise InvalidInput(
+            "external_bucket_document", "This document is in your own bucket: open it there."
+        )
+    document = await _platform_document(indexer, owner_id, kb, document_id, settings)
+    body, content_type, size = await run_in_threadpool(open_object, s3, kb.bucket, document.key)
+    name = document.name.rsplit("/", 1)[-1]
+    headers = {
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}",
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if size:
+        headers["Content-Length"] = str(size)
+    return StreamingResponse(
+        iterate_in_threadpool(body.iter_chunks(64 * 1024)), media_type=content_type, headers=headers
+    )
 
 
 @router.post(
@@ -422,6 +447,31 @@ def _platform_prefix(kb: rag_pb2.KnowledgeBase, owner_id: str, settings: Gateway
         raise RuntimeError(f"knowledge base {kb.id} is not under its owner's prefix")
     prefix = str(kb.prefix)
     return prefix if prefix.endswith("/") else prefix + "/"
+
+
+async def _platform_document(
+    indexer: IndexerClient,
+    owner_id: str,
+    kb: rag_pb2.KnowledgeBase,
+    document_id: str,
+    settings: GatewaySettings,
+) -> indexer_pb2.Document:
+    """A live document of a platform-bucket knowledge base, under its owner's prefix."""
+    prefix = _platform_prefix(kb, owner_id, settings)
+    documents = (await indexer.list_documents(owner_id, kb.id)).documents
+    document = next(
+        (
+            doc
+            for doc in documents
+            if doc.id == document_id
+            and doc.state != indexer_pb2.DOCUMENT_STATE_DELETED
+            and doc.key.startswith(prefix)
+        ),
+        None,
+    )
+    if document is None:
+        raise NotFound("document_not_found", "No such document.")
+    return document
 
 
 def _read_only() -> InvalidInput:

@@ -491,6 +491,21 @@ def test_delete_a_document_and_a_knowledge_base(env: Env) -> None:
     assert env.client.get(f"/api/v1/kbs/{kb['id']}", headers=ALICE).status_code == 404
 
 
+def test_open_a_document_as_uploaded(env: Env) -> None:
+    kb = env.new_kb()
+    stored = upload(env, kb["id"], ("Annual report.pdf", b"%PDF-1.4 body")).json()["data"][0]
+    path = f"/api/v1/kbs/{kb['id']}/documents/{stored['document_id']}/file"
+
+    opened = env.client.get(path, headers=ALICE)
+    assert opened.status_code == 200
+    assert opened.content == b"%PDF-1.4 body"
+    assert opened.headers["content-type"] == "application/pdf"
+    assert opened.headers["content-disposition"] == "inline; filename*=UTF-8''Annual%20report.pdf"
+    assert env.client.get(path, headers=BOB).status_code == 404  # someone else's
+    missing = env.client.get(f"/api/v1/kbs/{kb['id']}/documents/nope/file", headers=ALICE)
+    assert missing.json()["error"]["code"] == "document_not_found"
+
+
 def test_failed_documents_say_why(env: Env) -> None:
     kb = env.new_kb()
     stored = upload(env, kb["id"], ("scan.pdf", b"%PDF")).json()["data"][0]

@@ -55,6 +55,15 @@ export interface Credential {
   checked_at: string | null;
 }
 
+export interface GpuInstance {
+  provider: "aws" | "gcp";
+  instance_type: string;
+  gpu: string;
+  gpus: number;
+  gpu_memory_gb: number;
+  usd_per_hour: number;
+}
+
 export interface BaseModel {
   id: string;
   hub_id: string;
@@ -66,6 +75,8 @@ export interface BaseModel {
   license: string;
   gated: boolean;
   available_locally: boolean;
+  gpu_memory_gb?: Record<string, number>;
+  recommended_instances?: Record<string, GpuInstance[]>;
 }
 
 export type DeploymentState = "pending" | "starting" | "ready" | "stopping" | "stopped" | "failed";
@@ -87,29 +98,133 @@ export interface Deployment {
   usd_per_hour: number | null;
   cost_guard: string | null;
   stop_reason: string | null;
+  weights?: "merged" | "adapter";
   adapters: { model_version_id: string; name: string }[];
+}
+
+export type DatasetFormat = "alpaca" | "chat" | "sharegpt" | "preference" | "text";
+
+export interface DatasetProblem {
+  line: number;
+  unit: string;
+  field: string | null;
+  message: string;
+  fix: string;
+}
+
+export interface TokenStats {
+  rows: number;
+  total_tokens: number;
+  min: number;
+  mean: number;
+  p50: number;
+  p95: number;
+  max: number;
+  over_sequence_len: number;
+  sequence_len: number;
+  tokenizer: string;
 }
 
 export interface Dataset {
   id: string;
   name: string;
   file_name: string;
+  size?: number;
+  file_type?: string;
   state: "inspecting" | "ready" | "invalid" | "failed";
+  detected_format?: DatasetFormat | null;
+  detection_reason?: string;
+  format: DatasetFormat | string | null;
+  format_confirmed?: boolean;
+  columns?: string[];
   rows: number;
-  format: string | null;
+  valid_rows?: number;
+  problem_count?: number;
+  problems?: DatasetProblem[];
+  token_stats?: TokenStats | null;
+  token_stats_note?: string | null;
+  base_model?: string;
+  sequence_len?: number;
+  eval_fraction?: number;
+  train_rows?: number;
+  eval_rows?: number;
+  failure_code?: string | null;
+  failure_reason?: string | null;
   created_at: string | null;
 }
+
+export interface PreviewRow {
+  line: number;
+  unit: string;
+  data: Record<string, unknown> | null;
+  error: string | null;
+  eval: boolean;
+}
+
+export interface Estimate {
+  summary: string;
+  instance: GpuInstance | null;
+  gpu_memory_gb: number;
+  fits: boolean;
+  tokens: number;
+  hours: number;
+  usd: number | null;
+  assumptions: string[];
+  warning: string | null;
+}
+
+export interface EvaluationExample {
+  question: string;
+  expected: string;
+  answer: string;
+  correct: boolean;
+}
+
+export interface Evaluation {
+  benchmark: string;
+  sample: number;
+  base_score: number | null;
+  tuned_score: number | null;
+  held_out_loss: number | null;
+  details: { base_examples?: EvaluationExample[]; tuned_examples?: EvaluationExample[] };
+}
+
+export type JobState =
+  | "queued"
+  | "validating"
+  | "provisioning"
+  | "training"
+  | "evaluating"
+  | "uploading"
+  | "succeeded"
+  | "failed"
+  | "cancelled";
 
 export interface Job {
   id: string;
   name: string;
   base_model: string;
-  state: string;
+  dataset_id?: string;
+  stage?: string;
+  method?: string;
+  provider?: string;
+  preset?: string;
+  hyperparameters?: Record<string, unknown>;
+  state: JobState | string;
+  failure_code?: string | null;
+  failure_reason: string | null;
+  cancel_requested?: boolean;
   step: number;
   max_steps: number;
-  failure_reason: string | null;
+  last_loss?: number | null;
+  last_eval_loss?: number | null;
+  evaluation?: Evaluation | null;
   model_version_id: string | null;
   created_at: string | null;
+  started_at?: string | null;
+  finished_at?: string | null;
+  hub_dataset?: string | null;
+  machine?: string | null;
 }
 
 export interface ModelVersion {
@@ -117,14 +232,50 @@ export interface ModelVersion {
   name: string;
   job_id: string;
   base_model: string;
+  dataset_id?: string;
+  hub_dataset?: string | null;
   method: string;
+  metrics?: Record<string, unknown>;
   has_adapter: boolean;
   created_at: string | null;
+}
+
+export type DocumentState = "pending" | "indexed" | "failed" | "deleted";
+
+export interface KbDocument {
+  id: string;
+  kb_id: string;
+  name: string;
+  key: string;
+  etag: string;
+  state: DocumentState;
+  failure: { code: string; reason: string } | null;
+  chunks: number;
+  pages: number;
+  size: number;
+  updated_at: string | null;
+}
+
+export interface UploadedFile {
+  name: string;
+  source: string;
+  key: string | null;
+  document_id: string | null;
+  state: DocumentState | null;
+  error: { code: string; message: string } | null;
+}
+
+export interface UploadResult {
+  data: UploadedFile[];
+  count: number;
+  stored: number;
+  failed: number;
 }
 
 export interface KnowledgeBase {
   id: string;
   name: string;
+  embedding_model?: string;
   external: boolean;
   created_at: string | null;
 }

@@ -176,3 +176,27 @@ export function Tabs<T extends string>({
     </div>
   );
 }
+
+/** Log lines, kept scrolled to the newest unless the reader scrolled up to read. */
+export function LogTail({ lines, label }: { lines: string[]; label: string }) {
+  const ref = useRef<HTMLPreElement>(null);
+  const follow = useRef(true);
+  useEffect(() => {
+    const el = ref.current;
+    if (el && follow.current) el.scrollTop = el.scrollHeight;
+  }, [lines]);
+  return (
+    <pre
+      ref={ref}
+      className="log"
+      tabIndex={0}
+      aria-label={label}
+      onScroll={(e) => {
+        const el = e.currentTarget;
+        follow.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
+      }}
+    >
+      {lines.join("\n")}
+    </pre>
+  );
+}

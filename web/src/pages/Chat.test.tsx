@@ -1,9 +1,9 @@
 import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ApiClient } from "../api/client";
 import { SESSION, apiError, json, memoryStore, mockFetch, renderWithClient } from "../test/helpers";
-import { Chat } from "./Chat";
+import { Chat, MessageBubble } from "./Chat";
 
 const base = {
   "GET /v1/models": json({ object: "list", data: [{ id: "tutor", object: "model", created: 0, owned_by: "you" }] }),
@@ -128,5 +128,34 @@ describe("Chat", () => {
     expect(screen.getByLabelText("length (optional)")).toBeInTheDocument();
     await userEvent.selectOptions(screen.getByLabelText("Answer from documents"), "kb1");
     expect(screen.getByLabelText("Task")).toBeDisabled();
+  });
+
+  it("opens a cited document at its page", async () => {
+    const fetch = mockFetch({
+      "GET /api/v1/kbs/kb1/documents": json({
+        data: [{ id: "doc1", kb_id: "kb1", name: "AMCOR.pdf", key: "u1/kb1/AMCOR.pdf", state: "indexed" }],
+        count: 1,
+      }),
+      "GET /api/v1/kbs/kb1/documents/doc1/file": () => new Response("%PDF-1.4", { headers: { "content-type": "application/pdf" } }),
+    });
+    const tab = { location: { href: "" }, close: vi.fn() };
+    vi.spyOn(window, "open").mockReturnValue(tab as unknown as Window);
+    // jsdom has no object URLs
+    URL.createObjectURL = () => "blob:doc";
+    URL.revokeObjectURL = () => undefined;
+    renderWithClient(
+      <MessageBubble
+        message={{
+          key: "a",
+          role: "assistant",
+          content: "It refinanced notes [1].",
+          citations: [{ number: 1, kb_id: "kb1", document: "AMCOR.pdf", key: "u1/kb1/AMCOR.pdf", page_start: 2, page_end: 2, pages: "p. 2", snippet: "On June 30, 2022" }],
+        }}
+      />,
+      new ApiClient(memoryStore(SESSION), fetch),
+    );
+    expect(screen.getByRole("list", { name: "Sources" })).toHaveTextContent("AMCOR.pdf, p. 2");
+    await userEvent.click(screen.getByRole("button", { name: "Open AMCOR.pdf" }));
+    await vi.waitFor(() => expect(tab.location.href).toBe("blob:doc#page=2"));
   });
 });

@@ -6,6 +6,7 @@ import type {
   ChatSession,
   ChatWithMessages,
   Citation,
+  KbDocument,
   KnowledgeBase,
   ListOf,
   OpenAIModel,
@@ -14,6 +15,7 @@ import type {
 import { useApi } from "../auth/AuthContext";
 import { ErrorMessage, Spinner } from "../components/ui";
 import { useResource } from "../lib/useResource";
+import { openDocument } from "./KnowledgeBases";
 
 export interface Message {
   key: string;
@@ -55,7 +57,7 @@ export function Chat() {
   const [model, setModel] = useState(params.get("model") ?? "");
   const [stream, setStream] = useState(true);
   const [maxTokens, setMaxTokens] = useState(512);
-  const [kbId, setKbId] = useState("");
+  const [kbId, setKbId] = useState(params.get("kb") ?? "");
   const [template, setTemplate] = useState("");
   const [templateOptions, setTemplateOptions] = useState<Record<string, string>>({});
   const [messages, setMessages] = useState<Message[]>([]);
@@ -456,12 +458,49 @@ export function MessageBubble({ message: m }: { message: Message }) {
           {m.citations.map((c) => (
             <li key={c.number} value={c.number}>
               <strong>{c.document}</strong>
-              {c.pages ? `, pages ${c.pages}` : c.page_start ? `, page ${c.page_start}${c.page_end && c.page_end !== c.page_start ? `–${c.page_end}` : ""}` : ""}
+              {c.pages ? `, ${c.pages}` : c.page_start ? `, page ${c.page_start}${c.page_end && c.page_end !== c.page_start ? `–${c.page_end}` : ""}` : ""}
+              {c.kb_id && c.key && <OpenSource citation={c} />}
               <p className="hint">{c.snippet}</p>
             </li>
           ))}
         </ol>
       )}
     </div>
+  );
+}
+
+/** Opens the cited document (at the cited page, for a PDF) in a new tab. */
+function OpenSource({ citation: c }: { citation: Citation }) {
+  const client = useApi();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const open = async () => {
+    setError(null);
+    setBusy(true);
+    try {
+      const kb = encodeURIComponent(c.kb_id ?? "");
+      const docs = await client.get<ListOf<KbDocument>>(`/api/v1/kbs/${kb}/documents`);
+      const doc = docs.data.find((d) => d.key === c.key && d.state !== "deleted");
+      if (!doc) throw new Error("This document is no longer in the knowledge base.");
+      await openDocument(client, c.kb_id ?? "", doc.id, c.page_start);
+    } catch (err) {
+      setError(errorMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      {" "}
+      <button type="button" className="button button-small button-quiet" onClick={open} disabled={busy}>
+        {busy ? "Opening…" : `Open ${c.document}`}
+      </button>
+      {error && (
+        <span className="error-text" role="alert">
+          {" "}
+          {error}
+        </span>
+      )}
+    </>
   );
 }

@@ -83,4 +83,38 @@ describe("Deployments", () => {
     expect(pollInterval({ data: [deployment({ state: "starting" })], count: 1 })).toBe(2000);
     expect(pollInterval({ data: [deployment()], count: 1 })).toBe(10000);
   });
+
+  it("deploys a fine-tuned version named in the address, as an adapter", async () => {
+    let sent: unknown;
+    const fetch = mockFetch({
+      ...catalogue,
+      "GET /api/v1/models": json({
+        data: [{ id: "mv1", name: "tutor-v1", job_id: "j1", base_model: "smollm2-135m-instruct", method: "lora", has_adapter: true, created_at: null }],
+        count: 1,
+      }),
+      "GET /api/v1/deployments": json({ data: [], count: 0 }),
+      "POST /api/v1/deployments": ({ body }) => {
+        sent = body;
+        return json(deployment({ name: "tutor-v1", base_model: null, model_version_id: "mv1", state: "pending", weights: "adapter" }), 201);
+      },
+    });
+    renderWithClient(<Deployments />, new ApiClient(memoryStore(SESSION), fetch), "/deployments?version=mv1");
+    expect(await screen.findByLabelText("Model", { selector: "select" })).toHaveValue("version:mv1");
+    expect(screen.getByRole("radio", { name: /Merged weights/ })).toBeChecked();
+    await userEvent.click(screen.getByRole("radio", { name: /Base model \+ adapter/ }));
+    await userEvent.click(screen.getByRole("button", { name: "Deploy" }));
+    expect(await screen.findByText(/“tutor-v1” is starting/)).toBeInTheDocument();
+    expect(sent).toEqual({ model_version_id: "mv1", weights: "adapter", target: "local" });
+  });
+
+  it("shows the server's log when asked", async () => {
+    const fetch = mockFetch({
+      ...catalogue,
+      "GET /api/v1/deployments": json({ data: [deployment()], count: 1 }),
+      "GET /api/v1/deployments/d1/logs": json({ lines: ["INFO Starting vLLM", "INFO Ready"] }),
+    });
+    renderWithClient(<Deployments />, new ApiClient(memoryStore(SESSION), fetch));
+    await userEvent.click(await screen.findByText("Server log"));
+    expect(await screen.findByLabelText("Server log of tutor")).toHaveTextContent("INFO Starting vLLM");
+  });
 });

@@ -1,9 +1,9 @@
-import { useId, useMemo, useState, type FormEvent } from "react";
-import { Link } from "react-router-dom";
-import { errorMessage } from "../api/client";
+import { useEffect, useId, useMemo, useState, type FormEvent } from "react";
+import { Link, useSearchParams } from "react-router-dom";
+import { errorMessage, isAbort } from "../api/client";
 import type { BaseModel, Credential, Deployment, ListOf, ModelVersion } from "../api/types";
 import { useApi } from "../auth/AuthContext";
-import { CodeBlock, CopyButton, EmptyState, ErrorMessage, formatDate, PageHeader, Spinner, StatusBadge, Tabs } from "../components/ui";
+import { CodeBlock, CopyButton, EmptyState, ErrorMessage, formatDate, LogTail, PageHeader, Spinner, StatusBadge, Tabs } from "../components/ui";
 import { apiBaseUrl, curlSnippet, pythonSnippet } from "../lib/snippets";
 import { useResource } from "../lib/useResource";
 
@@ -81,7 +81,8 @@ function DeploymentCard({ deployment: d, onChanged }: { deployment: Deployment; 
         <div>
           <h2 id={`dep-${d.id}`}>{d.name}</h2>
           <p className="muted">
-            {d.base_model ?? "fine-tuned model"} · {d.target === "local" ? "this machine" : d.target.toUpperCase()}
+            {d.base_model ?? "fine-tuned model"}
+            {d.model_version_id ? (d.weights === "adapter" ? " · served as an adapter" : " · merged weights") : ""} · {d.target === "local" ? "this machine" : d.target.toUpperCase()}
             {d.instance_type ? ` · ${d.instance_type}` : ""} · created {formatDate(d.created_at)}
           </p>
         </div>
@@ -134,6 +135,7 @@ function DeploymentCard({ deployment: d, onChanged }: { deployment: Deployment; 
           </p>
         </>
       )}
+      <DeploymentLogs deployment={d} />
       <ErrorMessage message={error} />
       <div className="row-actions">
         {d.state === "ready" && (
@@ -164,7 +166,9 @@ function DeployForm({ onDeployed }: { onDeployed: () => void }) {
     },
     [client],
   );
-  const [source, setSource] = useState("");
+  const [params] = useSearchParams();
+  const [source, setSource] = useState(params.get("version") ? `version:${params.get("version")}` : "");
+  const [weights, setWeights] = useState<"merged" | "adapter">("merged");
   const [name, setName] = useState("");
   const [target, setTarget] = useState<"local" | "aws" | "gcp">("local");
   const [credentialId, setCredentialId] = useState("");
@@ -178,6 +182,7 @@ function DeployForm({ onDeployed }: { onDeployed: () => void }) {
   const cloudCredentials = (catalogue.data?.credentials ?? []).filter((c) => c.kind === target);
   const defaultBase = bases.find((b) => b.available_locally) ?? bases[0];
   const chosen = source || (defaultBase ? `base:${defaultBase.id}` : "");
+  const chosenVersion = chosen.startsWith("version:") ? versions.find((v) => `version:${v.id}` === chosen) : undefined;
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -185,6 +190,7 @@ function DeployForm({ onDeployed }: { onDeployed: () => void }) {
     setStarted(null);
     const [kind, id] = chosen.split(/:(.*)/s);
     const body: Record<string, unknown> = kind === "base" ? { base_model: id } : { model_version_id: id };
+    if (kind !== "base") body.weights = chosenVersion?.has_adapter ? weights : "merged";
     if (name.trim()) body.name = name.trim();
     body.target = target;
     if (target !== "local") {
@@ -256,6 +262,23 @@ function DeployForm({ onDeployed }: { onDeployed: () => void }) {
               </select>
             </div>
           </div>
+          {chosenVersion?.has_adapter && (
+            <fieldset className="segmented-choice">
+              <legend>How to serve it</legend>
+              <label className="choice-inline">
+                <input type="radio" name="weights" value="merged" checked={weights === "merged"} onChange={() => setWeights("merged")} />
+                <span>
+                  <strong>Merged weights</strong>: the adapter folded into the model; one model per server.
+                </span>
+              </label>
+              <label className="choice-inline">
+                <input type="radio" name="weights" value="adapter" checked={weights === "adapter"} onChange={() => setWeights("adapter")} />
+                <span>
+                  <strong>Base model + adapter</strong>: lighter to start; adapters of the same base can share one server.
+                </span>
+              </label>
+            </fieldset>
+          )}
           {target !== "local" &&
             (cloudCredentials.length > 0 ? (
               <div className="field">
@@ -287,5 +310,51 @@ function DeployForm({ onDeployed }: { onDeployed: () => void }) {
         </form>
       )}
     </section>
+  );
+}
+
+/** The server's last log lines, loaded when opened and refreshed while it changes. */
+function DeploymentLogs({ deployment: d }: { deployment: Deployment }) {
+  const client = useApi();
+  const [open, setOpen] = useState(false);
+  const [lines, setLines] = useState<string[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const busy = BUSY.has(d.state);
+  useEffect(() => {
+    if (!open) return;
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const load = async () => {
+      try {
+        const reply = await client.get<{ lines: string[] }>(
+          `/api/v1/deployments/${encodeURIComponent(d.id)}/logs?tail=200`,
+          controller.signal,
+        );
+        setLines(reply.lines);
+        setError(null);
+      } catch (err) {
+        if (isAbort(err)) return;
+        setError(errorMessage(err));
+      }
+      if (busy && !controller.signal.aborted) timer = setTimeout(load, 3000);
+    };
+    void load();
+    return () => {
+      controller.abort();
+      clearTimeout(timer);
+    };
+  }, [client, d.id, open, busy]);
+  return (
+    <details className="logs" onToggle={(e) => setOpen((e.target as HTMLDetailsElement).open)}>
+      <summary>Server log</summary>
+      <ErrorMessage message={error} />
+      {open && lines === null && !error && <Spinner label="Loading the log…" />}
+      {lines !== null &&
+        (lines.length === 0 ? (
+          <p className="muted">The server has not written anything yet.</p>
+        ) : (
+          <LogTail lines={lines} label={`Server log of ${d.name}`} />
+        ))}
+    </details>
   );
 }

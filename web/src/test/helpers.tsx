@@ -52,3 +52,58 @@ export function renderWithClient(ui: ReactElement, client: ApiClient, path = "/"
     </MemoryRouter>,
   );
 }
+
+/** A stand-in for XMLHttpRequest (uploads): reports the body as sent in two halves, then
+ * answers with what `respond` returns for the request. */
+export function fakeXhr(respond: (request: { url: string; body: FormData; headers: Record<string, string> }) => Response) {
+  const requests: { url: string; body: FormData; headers: Record<string, string> }[] = [];
+  class FakeXhr {
+    status = 0;
+    responseText = "";
+    private url = "";
+    private headers: Record<string, string> = {};
+    private responseHeaders = new Headers();
+    upload: { onprogress: ((e: { loaded: number; total: number; lengthComputable: boolean }) => void) | null } = {
+      onprogress: null,
+    };
+    onload: (() => void) | null = null;
+    onerror: (() => void) | null = null;
+    onabort: (() => void) | null = null;
+    open(_method: string, url: string) {
+      this.url = url;
+    }
+    setRequestHeader(name: string, value: string) {
+      this.headers[name] = value;
+    }
+    getResponseHeader(name: string) {
+      return this.responseHeaders.get(name);
+    }
+    abort() {
+      this.onabort?.();
+    }
+    send(body: FormData) {
+      const request = { url: this.url, body, headers: this.headers };
+      requests.push(request);
+      setTimeout(async () => {
+        this.upload.onprogress?.({ loaded: 50, total: 100, lengthComputable: true });
+        await new Promise((r) => setTimeout(r, 10));
+        this.upload.onprogress?.({ loaded: 100, total: 100, lengthComputable: true });
+        const response = respond(request);
+        this.status = response.status;
+        this.responseHeaders = response.headers;
+        this.responseText = await response.text();
+        this.onload?.();
+      }, 0);
+    }
+  }
+  vi.stubGlobal("XMLHttpRequest", FakeXhr);
+  return requests;
+}
+
+/** A streamed text/event-stream response made of `events`. */
+export function sseResponse(events: { event: string; data: unknown; id?: string }[]): Response {
+  const text = events
+    .map((e) => `${e.id ? `id: ${e.id}\n` : ""}event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`)
+    .join("");
+  return new Response(text, { status: 200, headers: { "content-type": "text/event-stream" } });
+}
