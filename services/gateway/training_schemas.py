@@ -575,3 +575,13 @@ class CredentialPublic(BaseModel):
 class CredentialsPublic(BaseModel):
     data: list[CredentialPublic]
     count: int
+
+
+class JobPreview(JobPublic):
+    """A job as `POST /jobs` would start it; nothing was stored (its id is not kept)."""
+
+    config_yaml: str = Field(description="The Axolotl config the run would use, as YAML.")
+
+    @classmethod
+    def from_proto(cls, j: trainer_pb2.Job) -> JobPreview:
+        return cls(**JobPublic.from_proto(j).model_dump(), config_yaml=j.config_yaml)

@@ -98,7 +98,11 @@ def model_location(settings: TrainerSettings, model: catalogue.BaseModel, provid
     return model.hub_id
 
 
-def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJob:
+def create(
+    engine: Engine, settings: TrainerSettings, new: NewJob, *, store: bool = True
+) -> TrainingJob:
+    """Check a new job and write its Axolotl config; stored unless `store` is false (a
+    preview of what would run)."""
     stage = _choice(new.stage, axolotl_config.STAGES, "unknown_stage", "a goal")
     method = _choice(new.method, ("full", "lora", "qlora"), "unknown_method", "a method")
     provider = _choice(new.provider, ("local", "aws", "gcp"), "unknown_provider", "where to train")
@@ -158,8 +162,9 @@ def create(engine: Engine, settings: TrainerSettings, new: NewJob) -> TrainingJo
     )
     job.config_yaml = axolotl_config.to_yaml(axolotl_config.build_config(spec))
     job.max_steps = axolotl_config.total_steps(spec)
-    with session_scope(engine) as db:
-        db.add(job)
+    if store:
+        with session_scope(engine) as db:
+            db.add(job)
     return job
 
 

@@ -528,7 +528,10 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
                 instance_type=request.instance_type,
                 hub_dataset=request.hub_dataset,
             ),
+            store=not request.dry_run,
         )
+        if request.dry_run:
+            return job_to_proto(job)
         self.events.append(job.id, "state", {"state": job.state})
         self.enqueue(job.id)
         return job_to_proto(job)

@@ -99,6 +99,9 @@ def test_fine_tune_deploy_chat_and_ask_documents(
     page.get_by_label("Name (optional)").fill("e2e tutor")
     estimate = page.get_by_role("region", name="5. Estimate")
     expect(estimate.locator(".estimate-summary")).not_to_be_empty()
+    # The exact Axolotl config of these choices, before anything starts.
+    page.get_by_role("button", name="Show the Axolotl config").click()
+    expect(page.get_by_label("Axolotl config")).to_contain_text("max_steps: 2")
     page.screenshot(path=artifacts / "02-fine-tune-wizard.png", full_page=True)
     page.get_by_role("button", name="Start fine-tuning").click()
 

@@ -216,6 +216,27 @@ def test_what_cannot_be_trained_is_refused_with_a_code(stack: Stack, client: htt
     assert refused(hyperparameters={"learning_rate": 5}) == "invalid_hyperparameters"
     assert refused(hyperparameters={"colour": "blue"}) == "invalid_hyperparameters"
     assert refused(dataset_id="0" * 32) == "dataset_not_found"
+    # A preview is checked the same way, and shows the config without starting anything.
+    bad_preview = client.post(
+        "/api/v1/jobs/preview",
+        json={"name": "x", "dataset_id": dataset["id"], "stage": "dpo"},
+        headers=user.headers,
+    )
+    assert bad_preview.json()["error"]["code"] == "dataset_does_not_fit_stage"
+    preview = client.post(
+        "/api/v1/jobs/preview",
+        json={"name": "x", "dataset_id": dataset["id"], "hyperparameters": {"max_steps": 1}},
+        headers=user.headers,
+    )
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["max_steps"] == 1 and preview.json()["state"] == "queued"
+    assert "adapter: lora" in preview.json()["config_yaml"]
+    assert "max_steps: 1" in preview.json()["config_yaml"]
+    foreign = client.post(
+        "/api/v1/jobs/preview", json={"name": "x", "dataset_id": dataset["id"]},
+        headers=other.headers,
+    )  # fmt: skip
+    assert foreign.json()["error"]["code"] == "dataset_not_found"
     assert client.get("/api/v1/jobs", headers=user.headers).json()["count"] == 0
 
     job = client.post(

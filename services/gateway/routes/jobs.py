@@ -24,6 +24,7 @@ from services.gateway.openapi import ERRORS
 from services.gateway.training_schemas import (
     CallbackBody,
     JobCreate,
+    JobPreview,
     JobPublic,
     JobsPublic,
     ModelVersionPublic,
@@ -49,6 +50,18 @@ async def create_job(
     config is written now and shown on the job; the run starts as soon as a worker is free."""
     job = await trainer.call("CreateJob", body.to_proto(principal.user.id))
     return JobPublic.from_proto(job)
+
+
+@router.post("/jobs/preview", response_model=JobPreview, responses=ERRORS(401, 404, 422, 503))
+async def preview_job(
+    body: JobCreate, principal: CurrentPrincipal, trainer: TrainerDep
+) -> JobPreview:
+    """The job a `POST /jobs` with this body would start, checked the same way, with its
+    Axolotl YAML (`config_yaml`) and steps; nothing is stored or started."""
+    request = body.to_proto(principal.user.id)
+    request.dry_run = True
+    job = await trainer.call("CreateJob", request)
+    return JobPreview.from_proto(job)
 
 
 @router.get("/jobs", response_model=JobsPublic, responses=ERRORS(401, 503))

@@ -103,6 +103,35 @@ describe("FineTune", () => {
     expect(await screen.findByRole("alert")).toHaveTextContent("Max_steps must be between 1 and 1,000,000.");
   });
 
+  it("shows the exact Axolotl config for the choices before anything starts", async () => {
+    let previewed: Record<string, unknown> | undefined;
+    const fetch = mockFetch({
+      ...catalogue,
+      "POST /api/v1/estimates": json(estimate),
+      "POST /api/v1/jobs/preview": ({ body }) => {
+        previewed = body as Record<string, unknown>;
+        return json({ id: "p", state: "queued", config_yaml: "base_model: smollm2\nadapter: lora\n" });
+      },
+    });
+    renderWithClient(page, new ApiClient(memoryStore(SESSION), fetch), "/fine-tune");
+    await userEvent.click(await screen.findByText("Advanced settings"));
+    await userEvent.click(screen.getByRole("button", { name: "Show the Axolotl config" }));
+    expect(await screen.findByLabelText("Axolotl config")).toHaveTextContent("adapter: lora");
+    expect(previewed).toMatchObject({ dataset_id: dataset().id, method: "lora", provider: "local" });
+  });
+
+  it("says why the config cannot be written", async () => {
+    const fetch = mockFetch({
+      ...catalogue,
+      "POST /api/v1/estimates": json(estimate),
+      "POST /api/v1/jobs/preview": apiError(422, "dataset_does_not_fit_stage", "This dataset has no preference pairs."),
+    });
+    renderWithClient(page, new ApiClient(memoryStore(SESSION), fetch), "/fine-tune");
+    await userEvent.click(await screen.findByText("Advanced settings"));
+    await userEvent.click(screen.getByRole("button", { name: "Show the Axolotl config" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("This dataset has no preference pairs.");
+  });
+
   it("asks for a dataset first when none is ready", async () => {
     const fetch = mockFetch({ ...catalogue, "GET /api/v1/datasets": json({ data: [], count: 0 }) });
     renderWithClient(page, new ApiClient(memoryStore(SESSION), fetch), "/fine-tune");

@@ -130,10 +130,9 @@ export function FineTune() {
     };
   }, [client, chosenBase, chosenDataset, method, provider, preset, hyperparameters]);
 
-  const start = async (event: FormEvent) => {
-    event.preventDefault();
-    if (!chosenDataset) return;
-    setError(null);
+  // What the job would be, as the API takes it: for the config preview and for starting.
+  const jobBody = (): Record<string, unknown> | null => {
+    if (!chosenDataset) return null;
     const sample = Number(benchmarkSample) || 0;
     const body: Record<string, unknown> = {
       name: name.trim() || `${chosenDataset.name} on ${bases.find((b) => b.id === chosenBase)?.display_name ?? chosenBase}`,
@@ -147,12 +146,37 @@ export function FineTune() {
       benchmark: sample > 0 ? "gsm8k" : "none",
       benchmark_sample: sample,
     };
-    if (provider !== "local") {
-      if (!chosenCredential) {
-        setError(`Add a ${provider.toUpperCase()} account in Settings first.`);
-        return;
-      }
-      body.credential_id = chosenCredential;
+    if (provider !== "local") body.credential_id = chosenCredential;
+    return body;
+  };
+
+  // The exact Axolotl config the job would run with, written by the API without starting it.
+  const [configYaml, setConfigYaml] = useState<string | null>(null);
+  const [configError, setConfigError] = useState<string | null>(null);
+  const [previewing, setPreviewing] = useState(false);
+  const previewConfig = async () => {
+    const body = jobBody();
+    if (!body) return;
+    setPreviewing(true);
+    setConfigError(null);
+    try {
+      setConfigYaml((await client.post<Job & { config_yaml: string }>("/api/v1/jobs/preview", body)).config_yaml);
+    } catch (err) {
+      setConfigYaml(null);
+      setConfigError(errorMessage(err));
+    } finally {
+      setPreviewing(false);
+    }
+  };
+
+  const start = async (event: FormEvent) => {
+    event.preventDefault();
+    const body = jobBody();
+    if (!body) return;
+    setError(null);
+    if (provider !== "local" && !chosenCredential) {
+      setError(`Add a ${provider.toUpperCase()} account in Settings first.`);
+      return;
     }
     setBusy(true);
     try {
@@ -312,10 +336,18 @@ export function FineTune() {
                 <p className="hint">0: skip the comparison.</p>
               </div>
             </div>
-            <p className="hint">
-              The exact Axolotl config (YAML) is written when the job starts and shown on its page, under “Axolotl
-              config”.
-            </p>
+            <div className="config-preview">
+              <button type="button" className="button-quiet" onClick={previewConfig} disabled={previewing || !chosenDataset}>
+                {previewing ? "Writing the config…" : configYaml ? "Refresh the Axolotl config" : "Show the Axolotl config"}
+              </button>
+              <p className="hint">The exact YAML the training would run with, for these choices. Nothing starts.</p>
+              <ErrorMessage message={configError} />
+              {configYaml && (
+                <pre className="log" aria-label="Axolotl config" tabIndex={0}>
+                  {configYaml}
+                </pre>
+              )}
+            </div>
           </details>
 
           <section className="card" aria-labelledby="estimate-title" aria-live="polite">
