@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 
 import httpx
@@ -10,31 +11,35 @@ import httpx
 from tests.factories import make_api_key, make_user
 from tests.integration.conftest import Stack
 from tests.servers import wait_until
+from tests.servers.otlp import ReceivedSpan
 
 
 def test_one_trace_spans_gateway_and_auth(stack: Stack, client: httpx.Client) -> None:
     user = make_user(client)  # a fresh token: the gateway must ask auth about it
-    response = client.get("/api/v1/me", headers=user.headers)
+    # The request carries its own trace id (W3C traceparent), so its spans are told apart
+    # from those of every other request of the session.
+    trace_id = secrets.token_hex(16)
+    headers = {**user.headers, "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    response = client.get("/api/v1/me", headers=headers)
     assert response.status_code == 200
 
+    def trace() -> list[ReceivedSpan]:
+        return [s for s in stack.spans.spans() if s.trace_id == trace_id]
+
     def linked_spans() -> bool:
-        spans = stack.spans.spans()
-        auth_spans = [s for s in spans if s.service == "auth" and s.name.endswith("/ValidateToken")]
-        gateway_ids = {(s.trace_id, s.span_id) for s in spans if s.service == "gateway"}
-        return any((s.trace_id, s.parent_span_id) in gateway_ids for s in auth_spans)
+        spans = trace()
+        gateway_ids = {s.span_id for s in spans if s.service == "gateway"}
+        return any(
+            s.service == "auth"
+            and s.name.endswith("/ValidateToken")
+            and s.parent_span_id in gateway_ids
+            for s in spans
+        )
 
     wait_until(linked_spans, timeout=15, what="a gateway span parenting an auth span")
-    spans = stack.spans.spans()
-    validate = next(
-        s
-        for s in spans
-        if s.service == "auth"
-        and s.name.endswith("/ValidateToken")
-        and any(g.span_id == s.parent_span_id for g in spans if g.service == "gateway")
-    )
-    trace = [s for s in spans if s.trace_id == validate.trace_id]
-    assert {s.service for s in trace} == {"gateway", "auth"}
-    assert any(s.service == "gateway" and "/api/v1/me" in s.name for s in trace)
+    spans = trace()
+    assert {s.service for s in spans} == {"gateway", "auth"}
+    assert any(s.service == "gateway" and "/api/v1/me" in s.name for s in spans)
 
 
 def test_logs_are_json_and_hold_no_secrets(stack: Stack, client: httpx.Client) -> None:
