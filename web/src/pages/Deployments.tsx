@@ -3,6 +3,7 @@ import { Link, useSearchParams } from "react-router-dom";
 import { errorMessage, isAbort } from "../api/client";
 import type { BaseModel, Credential, Deployment, ListOf, ModelVersion } from "../api/types";
 import { useApi } from "../auth/AuthContext";
+import { CloudAccountPicker } from "../components/CloudAccountPicker";
 import { CodeBlock, CopyButton, EmptyState, ErrorMessage, formatDate, LogTail, PageHeader, Spinner, StatusBadge, Tabs } from "../components/ui";
 import { apiBaseUrl, curlSnippet, pythonSnippet } from "../lib/snippets";
 import { useResource } from "../lib/useResource";
@@ -175,7 +176,7 @@ function DeployForm({ onDeployed }: { onDeployed: () => void }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [started, setStarted] = useState<string | null>(null);
-  const ids = { source: useId(), name: useId(), target: useId(), credential: useId() };
+  const ids = { source: useId(), name: useId(), target: useId() };
 
   const bases = catalogue.data?.bases ?? [];
   const versions = catalogue.data?.versions ?? [];
@@ -279,23 +280,9 @@ function DeployForm({ onDeployed }: { onDeployed: () => void }) {
               </label>
             </fieldset>
           )}
-          {target !== "local" &&
-            (cloudCredentials.length > 0 ? (
-              <div className="field">
-                <label htmlFor={ids.credential}>Account</label>
-                <select id={ids.credential} value={credentialId} onChange={(e) => setCredentialId(e.target.value)}>
-                  {cloudCredentials.map((c) => (
-                    <option key={c.id} value={c.id}>
-                      {c.name} ({c.location})
-                    </option>
-                  ))}
-                </select>
-              </div>
-            ) : (
-              <p className="hint">
-                No {target.toUpperCase()} account saved yet: add one in <Link to="/settings">Settings</Link>.
-              </p>
-            ))}
+          {target !== "local" && (
+            <CloudAccountPicker cloud={target} accounts={cloudCredentials} value={credentialId} onChange={setCredentialId} />
+          )}
           <ErrorMessage message={error} />
           {started && (
             <div className="alert alert-success" role="status">

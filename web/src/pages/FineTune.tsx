@@ -6,6 +6,7 @@ import { Link, useNavigate, useSearchParams } from "react-router-dom";
 import { errorMessage, isAbort } from "../api/client";
 import type { BaseModel, Credential, Dataset, Estimate, Job, ListOf } from "../api/types";
 import { useApi } from "../auth/AuthContext";
+import { CloudAccountPicker } from "../components/CloudAccountPicker";
 import { ErrorMessage, Notice, PageHeader, Spinner } from "../components/ui";
 import { useResource } from "../lib/useResource";
 
@@ -67,7 +68,7 @@ export function FineTune() {
     },
     [client],
   );
-  const ids = { name: useId(), dataset: useId(), provider: useId(), credential: useId(), bench: useId() };
+  const ids = { name: useId(), dataset: useId(), provider: useId(), bench: useId() };
   const [base, setBase] = useState("");
   const [datasetId, setDatasetId] = useState(params.get("dataset") ?? "");
   const [goal, setGoal] = useState("");
@@ -275,23 +276,9 @@ export function FineTune() {
                   <option value="gcp">My Google Cloud account (GPU)</option>
                 </select>
               </div>
-              {provider !== "local" &&
-                (credentials.length > 0 ? (
-                  <div className="field">
-                    <label htmlFor={ids.credential}>Account</label>
-                    <select id={ids.credential} value={chosenCredential} onChange={(e) => setCredentialId(e.target.value)}>
-                      {credentials.map((c) => (
-                        <option key={c.id} value={c.id}>
-                          {c.name} ({c.location})
-                        </option>
-                      ))}
-                    </select>
-                  </div>
-                ) : (
-                  <p className="hint">
-                    No {provider.toUpperCase()} account saved yet: add one in <Link to="/settings">Settings</Link>.
-                  </p>
-                ))}
+              {provider !== "local" && (
+                <CloudAccountPicker cloud={provider} accounts={credentials} value={chosenCredential} onChange={setCredentialId} />
+              )}
               <div className="field">
                 <label htmlFor={ids.name}>Name (optional)</label>
                 <input id={ids.name} maxLength={200} value={name} onChange={(e) => setName(e.target.value)} placeholder="e.g. Support bot v1" />
