@@ -252,19 +252,8 @@ class FakeGce:
         }
 
     def _global_operation(self, kind: str, target: str, status: str = "DONE") -> dict[str, Any]:
-        name = f"operation-{next(self._ids)}-{kind}"
-        operation = {
-            "kind": "compute#operation",
-            "id": str(next(self._ids)),
-            "name": name,
-            "operationType": kind,
-            "status": status,
-            "progress": 100 if status == "DONE" else 0,
-            "targetLink": f"{self._root()}/global/firewalls/{target}",
-            "selfLink": f"{self._root()}/global/operations/{name}",
-        }
-        self._operations[name] = operation
-        return dict(operation)
+        """An operation on a firewall: global, where instance operations are zonal."""
+        return self._record_operation(kind, f"global/firewalls/{target}", "global", status)
 
     def _list(self, query: dict[str, str]) -> dict[str, Any]:
         found = list(self.instances.values())
@@ -315,6 +304,10 @@ class FakeGce:
         }
 
     def _operation(self, kind: str, target: str, status: str = "DONE") -> dict[str, Any]:
+        zone = f"zones/{self.zone}"
+        return self._record_operation(kind, f"{zone}/instances/{target}", zone, status)
+
+    def _record_operation(self, kind: str, target: str, scope: str, status: str) -> dict[str, Any]:
         name = f"operation-{next(self._ids)}-{kind}"
         operation = {
             "kind": "compute#operation",
@@ -323,10 +316,11 @@ class FakeGce:
             "operationType": kind,
             "status": status,
             "progress": 100 if status == "DONE" else 0,
-            "targetLink": f"{self._root()}/zones/{self.zone}/instances/{target}",
-            "zone": f"{self._root()}/zones/{self.zone}",
-            "selfLink": f"{self._root()}/zones/{self.zone}/operations/{name}",
+            "targetLink": f"{self._root()}/{target}",
+            "selfLink": f"{self._root()}/{scope}/operations/{name}",
         }
+        if scope != "global":
+            operation["zone"] = f"{self._root()}/{scope}"
         self._operations[name] = operation
         return dict(operation)
 
