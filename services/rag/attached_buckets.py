@@ -45,7 +45,23 @@ def _addresses(host: str, port: int) -> set[ipaddress.IPv4Address | ipaddress.IP
         raise InvalidInput(
             "bucket_unreachable", f"The endpoint's host '{host}' could not be resolved."
         ) from exc
-    return {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    return {_canonical(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in infos}
+
+
+# Every spelling of "this machine" connects to the same servers: 0.0.0.0 and :: do too, and
+# an IPv4-mapped IPv6 address is its IPv4 address. They are compared as one address, or
+# http://0.0.0.0:<port> would pass for a different endpoint than http://127.0.0.1:<port>.
+_THIS_MACHINE = ipaddress.ip_address("127.0.0.1")
+
+
+def _canonical(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback or address.is_unspecified:
+        return _THIS_MACHINE
+    return address
 
 
 def check_endpoint(

@@ -39,6 +39,9 @@ def test_private_and_local_endpoints_are_refused_by_default(endpoint: str) -> No
 def test_the_platforms_own_store_is_refused_even_when_private_ones_are_allowed() -> None:
     assert refused("http://127.0.0.1:8333", allow_private=True) == "endpoint_not_allowed"
     assert refused("http://localhost:8333/", allow_private=True) == "endpoint_not_allowed"
+    # other spellings of this machine reach the same store
+    for other in ("http://0.0.0.0:8333", "http://[::ffff:127.0.0.1]:8333", "http://[::1]:8333"):
+        assert refused(other, allow_private=True) == "endpoint_not_allowed", other
     # another port on the same machine is someone's MinIO, which the operator allowed
     attached_buckets.check_endpoint("http://127.0.0.1:9000", settings=OWN_STORE, allow_private=True)
 
