@@ -32,10 +32,11 @@ engines: venv
 	$(PY) -m services.common.engines ensure axolotl
 	$(PY) -m services.common.engines ensure vllm
 
-lint: venv proto
+lint: venv proto web/node_modules/.package-lock.json
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services
+	npm --prefix web run lint
 
 # The web client (web/): npm ci when the lock file changes, a Vite build into web/dist (served
 # by the gateway at /) when a source changes.
@@ -59,6 +60,7 @@ test: venv proto engines $(OIDC_PROVIDER)/node_modules web
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services
 	npm --prefix web run typecheck
+	npm --prefix web run lint
 	npm --prefix web run test
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests --durations=40
 

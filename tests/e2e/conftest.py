@@ -69,6 +69,11 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
             GATEWAY_PORT=str(gateway_port),
             OAUTH_PROVIDERS=json.dumps([provider]),
             TRAINER_MODELS_DIR=str(MODELS_DIR),
+            # test_bucket_sync.py: a moto server on this machine plays the user's own bucket
+            # (a loopback endpoint, refused by default), and attached buckets are listed
+            # every few seconds rather than every minute.
+            RAG_ALLOW_PRIVATE_BUCKET_ENDPOINTS="true",
+            ATTACHED_RECONCILE_INTERVAL_SECONDS="5",
         )
         with run_platform(data_dir, env) as platform:
             yield WebStack(platform, idp)

@@ -178,13 +178,16 @@ def test_fine_tune_deploy_chat_and_ask_documents(
 
     # The conversation was saved: it is in the history, and opens again after a reload.
     history = page.get_by_role("complementary", name="Your chats")
-    expect(history.get_by_role("button", name="What is the capital of France?")).to_be_visible()
+    expect(
+        history.get_by_role("button", name="What is the capital of France?", exact=True)
+    ).to_be_visible()
     page.reload()
     # The question, as the user's bubble (the tiny model may echo it back in its answer).
     expect(page.locator(".bubble-user .bubble-text").last).to_have_text("Say hello.")
 
     # Answer from my documents: the filing is cited, and its source opens.
-    page.get_by_label("Answer from documents").select_option(label="Filings")
+    page.get_by_label("Answer from my documents").check()
+    page.get_by_label("Knowledge base").select_option(label="Filings")
     page.get_by_label("Show the answer as it is written").check()
     page.get_by_label("Your message").fill(QUESTION)
     page.get_by_role("button", name="Send").click()

@@ -14,6 +14,7 @@ import { JobDetail, Jobs } from "./pages/Jobs";
 import { Models } from "./pages/Models";
 import { KnowledgeBaseDetail, KnowledgeBases } from "./pages/KnowledgeBases";
 import { NotFound } from "./pages/NotFound";
+import { Usage } from "./pages/Usage";
 
 export function RequireSession({ children }: { children: ReactNode }) {
   const { session } = useAuth();
@@ -47,6 +48,7 @@ export function App() {
         <Route path="chat" element={<Chat />} />
         <Route path="knowledge-bases" element={<KnowledgeBases />} />
         <Route path="knowledge-bases/:id" element={<KnowledgeBaseDetail />} />
+        <Route path="usage" element={<Usage />} />
         <Route path="settings" element={<Settings />} />
         <Route path="*" element={<NotFound />} />
       </Route>

@@ -276,8 +276,36 @@ export interface KnowledgeBase {
   id: string;
   name: string;
   embedding_model?: string;
+  /** Where its documents are read from: the platform's bucket, or the user's own when `external`. */
+  bucket: string;
+  /** The folder inside `bucket`, ending in "/" (or "" for the whole bucket). */
+  prefix: string;
   external: boolean;
   created_at: string | null;
+}
+
+/** The user's own S3-compatible bucket, attached read-only. The secret is write-only: the API
+ * never returns it. */
+export interface ExternalBucketCreate {
+  bucket: string;
+  prefix?: string;
+  /** Omitted: AWS S3 itself. */
+  endpoint_url?: string;
+  region?: string;
+  access_key_id: string;
+  secret_access_key: string;
+}
+
+export interface KnowledgeBaseCreate {
+  name: string;
+  external_bucket?: ExternalBucketCreate;
+}
+
+/** What one "compare the bucket with the index now" pass did. */
+export interface ReconcileResult {
+  queued_for_indexing: number;
+  removed: number;
+  unchanged: number;
 }
 
 export interface OpenAIModel {
@@ -323,6 +351,12 @@ export interface ChatSession {
   updated_at: string | null;
 }
 
+/** PATCH /api/v1/chats/{id}. */
+export interface ChatRename {
+  /** 1 to 200 characters (the gateway's limit). */
+  title: string;
+}
+
 export interface ChatMessage {
   id: string;
   role: "user" | "assistant" | "system";
@@ -335,4 +369,43 @@ export interface ChatMessage {
 
 export interface ChatWithMessages extends ChatSession {
   messages: ChatMessage[];
+}
+
+// --- usage (GET /api/v1/usage, GET /api/v1/admin/users/{id}/usage) ---
+
+export interface UsageCounts {
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** Generations broken off before the end (their tokens so far are counted). */
+  aborted: number;
+}
+
+export interface DeploymentUsage extends UsageCounts {
+  deployment_id: string;
+  /** Null once the deployment is deleted. */
+  name: string | null;
+}
+
+export interface ApiKeyUsage extends UsageCounts {
+  /** "session": the user's signed-in sessions (the web client), all together. */
+  kind: "api_key" | "session";
+  api_key_id: string | null;
+  api_key_name: string | null;
+  api_key_prefix: string | null;
+}
+
+export interface DayUsage extends UsageCounts {
+  /** A UTC day, YYYY-MM-DD. */
+  day: string;
+}
+
+export interface UsageReport {
+  start: string;
+  end: string;
+  totals: UsageCounts;
+  by_deployment: DeploymentUsage[];
+  by_api_key: ApiKeyUsage[];
+  by_day: DayUsage[];
 }

@@ -37,6 +37,7 @@ describe("Layout", () => {
       "Deployments",
       "Chat",
       "Knowledge bases",
+      "Usage",
       "Settings",
     ]);
     expect(screen.getByRole("link", { name: "Home" })).toHaveAttribute("aria-current", "page");

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import { NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
 import { useAuth } from "../auth/AuthContext";
 
@@ -11,6 +11,7 @@ export const NAV_ITEMS = [
   { to: "/deployments", label: "Deployments" },
   { to: "/chat", label: "Chat" },
   { to: "/knowledge-bases", label: "Knowledge bases" },
+  { to: "/usage", label: "Usage" },
   { to: "/settings", label: "Settings" },
 ];
 
@@ -18,10 +19,11 @@ export function Layout() {
   const { client, session } = useAuth();
   const navigate = useNavigate();
   const location = useLocation();
-  const [menuOpen, setMenuOpen] = useState(false);
+  // The phone-width menu is open on the page where it was opened: following a link closes it
+  // (no effect needed to reset it).
+  const [menuOpenedAt, setMenuOpenedAt] = useState<string | null>(null);
+  const menuOpen = menuOpenedAt === location.pathname;
   const [signingOut, setSigningOut] = useState(false);
-
-  useEffect(() => setMenuOpen(false), [location.pathname]);
 
   const signOut = async () => {
     setSigningOut(true);
@@ -44,7 +46,7 @@ export function Layout() {
           className="menu-toggle"
           aria-expanded={menuOpen}
           aria-controls="main-nav"
-          onClick={() => setMenuOpen((open) => !open)}
+          onClick={() => setMenuOpenedAt(menuOpen ? null : location.pathname)}
         >
           Menu
         </button>

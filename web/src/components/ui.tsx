@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState, type KeyboardEvent, type ReactNode } from "react";
+import { useEffect, useRef, useState, type ComponentPropsWithRef, type KeyboardEvent, type ReactNode } from "react";
 
 /** A failed request, as the sentence the API wrote. */
 export function ErrorMessage({ message, onRetry }: { message: string | null; onRetry?: () => void }) {
@@ -105,6 +105,13 @@ export function CopyButton({ text, label = "Copy" }: { text: string; label?: str
   );
 }
 
+/** Preformatted text (code, a config, a log) in a box that may scroll: it takes the keyboard
+ * focus, so that keyboard users can scroll it too, and is named by `label`. */
+export function ScrollingText({ label, ...props }: Omit<ComponentPropsWithRef<"pre">, "tabIndex" | "aria-label"> & { label: string }) {
+  // eslint-disable-next-line jsx-a11y/no-noninteractive-tabindex -- a scroll container must be focusable to scroll by keyboard (WCAG 2.1.1, axe scrollable-region-focusable)
+  return <pre {...props} tabIndex={0} aria-label={label} />;
+}
+
 export function CodeBlock({ code, label }: { code: string; label: string }) {
   return (
     <figure className="code-block">
@@ -112,9 +119,9 @@ export function CodeBlock({ code, label }: { code: string; label: string }) {
         <span>{label}</span>
         <CopyButton text={code} label={`Copy ${label}`} />
       </figcaption>
-      <pre tabIndex={0} aria-label={label}>
+      <ScrollingText label={label}>
         <code>{code}</code>
-      </pre>
+      </ScrollingText>
     </figure>
   );
 }
@@ -186,17 +193,16 @@ export function LogTail({ lines, label }: { lines: string[]; label: string }) {
     if (el && follow.current) el.scrollTop = el.scrollHeight;
   }, [lines]);
   return (
-    <pre
+    <ScrollingText
       ref={ref}
       className="log"
-      tabIndex={0}
-      aria-label={label}
+      label={label}
       onScroll={(e) => {
         const el = e.currentTarget;
         follow.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
       }}
     >
       {lines.join("\n")}
-    </pre>
+    </ScrollingText>
   );
 }

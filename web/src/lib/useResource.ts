@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useEffectEvent, useState } from "react";
 import { errorMessage, isAbort } from "../api/client";
 
 export interface Resource<T> {
@@ -7,6 +7,9 @@ export interface Resource<T> {
   loading: boolean;
   reload: () => void;
 }
+
+const sameDeps = (a: readonly unknown[], b: readonly unknown[]) =>
+  a.length === b.length && a.every((value, i) => Object.is(value, b[i]));
 
 /** Load something once (and again every `pollMs` while shown, if given); the last good data
  * stays on screen while a reload runs or fails. */
@@ -17,12 +20,15 @@ export function useResource<T>(
 ): Resource<T> {
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
   const [tick, setTick] = useState(0);
-  const loader = useRef(load);
-  loader.current = load;
-  const poll = useRef(pollMs);
-  poll.current = pollMs;
+  // What the effect below loads for: the caller's deps and the reloads asked for. Loading lasts
+  // until a load for the current key has settled.
+  const key = [...deps, tick];
+  const [settledFor, setSettledFor] = useState<unknown[] | null>(null);
+  const loading = settledFor === null || !sameDeps(settledFor, key);
+  // The latest load and poll interval, without restarting the effect when they change.
+  const loadLatest = useEffectEvent((signal: AbortSignal) => load(signal));
+  const nextPoll = useEffectEvent((latest: T | undefined) => (typeof pollMs === "function" ? pollMs(latest) : pollMs));
 
   useEffect(() => {
     const controller = new AbortController();
@@ -31,7 +37,7 @@ export function useResource<T>(
     const run = async () => {
       let latest: T | undefined;
       try {
-        latest = await loader.current(controller.signal);
+        latest = await loadLatest(controller.signal);
         if (stopped) return;
         setData(latest);
         setError(null);
@@ -39,19 +45,19 @@ export function useResource<T>(
         if (stopped || isAbort(err)) return;
         setError(errorMessage(err));
       } finally {
-        if (!stopped) setLoading(false);
+        if (!stopped) setSettledFor(key);
       }
-      const every = typeof poll.current === "function" ? poll.current(latest) : poll.current;
+      const every = nextPoll(latest);
       if (every && !stopped) timer = setTimeout(run, every);
     };
-    setLoading(true);
     void run();
     return () => {
       stopped = true;
       controller.abort();
       if (timer) clearTimeout(timer);
     };
-  }, [...deps, tick]);
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- key is the caller's deps (plus reloads), passed through like useEffect's own
+  }, key);
 
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { data, error, loading, reload };

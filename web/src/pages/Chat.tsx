@@ -3,6 +3,7 @@ import { Link, useSearchParams } from "react-router-dom";
 import { sendChat, type ChatTurn } from "../api/chat";
 import { errorMessage, isAbort } from "../api/client";
 import type {
+  ChatRename,
   ChatSession,
   ChatWithMessages,
   Citation,
@@ -34,6 +35,9 @@ export const ANSWER_LENGTHS: [number, string][] = [
   [2048, "As long as needed"],
 ];
 
+/** The longest chat title the gateway takes. */
+export const CHAT_TITLE_MAX = 200;
+
 let counter = 0;
 const nextKey = () => `m${++counter}`;
 
@@ -57,6 +61,8 @@ export function Chat() {
   const [model, setModel] = useState(params.get("model") ?? "");
   const [stream, setStream] = useState(true);
   const [maxTokens, setMaxTokens] = useState(512);
+  // ?kb= (a knowledge base's "Chat with it") turns answers from documents on, with that one.
+  const [docsOn, setDocsOn] = useState(params.has("kb"));
   const [kbId, setKbId] = useState(params.get("kb") ?? "");
   const [template, setTemplate] = useState("");
   const [templateOptions, setTemplateOptions] = useState<Record<string, string>>({});
@@ -69,18 +75,25 @@ export function Chat() {
   const controller = useRef<AbortController | null>(null);
   const createdHere = useRef<string | null>(null);
   const logRef = useRef<HTMLDivElement>(null);
+  const newChatRef = useRef<HTMLButtonElement>(null);
   const ids = {
+    heading: useId(),
     model: useId(),
     stream: useId(),
-    kb: useId(),
     template: useId(),
+    templateNote: useId(),
     draft: useId(),
     length: useId(),
   };
 
   const modelList = models.data?.data ?? [];
   const chosenModel = model || modelList[0]?.id || "";
-  const chosenTemplate = templates.data?.data.find((t) => t.name === template);
+  const kbList = kbs.data?.data;
+  // The one picked while it still exists, else the first; before the list has come, ?kb= as is.
+  let chosenKb = "";
+  if (docsOn) chosenKb = kbList ? ((kbList.find((k) => k.id === kbId) ?? kbList[0])?.id ?? "") : kbId;
+  const fromDocs = chosenKb !== "";
+  const chosenTemplate = fromDocs ? undefined : templates.data?.data.find((t) => t.name === template);
 
   useEffect(() => () => controller.current?.abort(), []);
   // Follow the answer as it grows, unless the reader scrolled up to read something.
@@ -132,6 +145,22 @@ export function Chat() {
     if (id) next.set("chat", id);
     else next.delete("chat");
     setParams(next, { replace: true });
+  };
+
+  const onChatDeleted = (id: string) => {
+    if (id === chatId) openChat(null);
+    history.reload();
+    // Its buttons are gone with it: keep the keyboard in the history rather than lost.
+    newChatRef.current?.focus();
+  };
+
+  const toggleDocs = (on: boolean) => {
+    setDocsOn(on);
+    // A task (summarise, extract) works on the text you give it, not on documents.
+    if (on) {
+      setTemplate("");
+      setTemplateOptions({});
+    }
   };
 
   const ensureChat = async (firstLine: string): Promise<string | undefined> => {
@@ -193,8 +222,8 @@ export function Chat() {
           model: chosenModel,
           messages: turns,
           stream,
-          knowledgeBases: kbId ? [kbId] : undefined,
-          template: template || undefined,
+          knowledgeBases: fromDocs ? [chosenKb] : undefined,
+          template: chosenTemplate?.name,
           templateOptions: options,
           chatId: id,
           maxTokens,
@@ -236,31 +265,34 @@ export function Chat() {
   };
 
   const noModels = models.data && modelList.length === 0;
+  const hasTemplates = (templates.data?.data.length ?? 0) > 0;
 
   return (
     <div className="chat-page">
       <aside className="chat-history" aria-label="Your chats">
-        <button type="button" className="button button-wide" onClick={() => openChat(null)}>
+        <button ref={newChatRef} type="button" className="button button-wide" onClick={() => openChat(null)}>
           New chat
         </button>
         {history.data === null && <p className="hint">Chat history is not available on this server.</p>}
         {history.data && history.data.data.length === 0 && <p className="hint">Your saved chats appear here.</p>}
         <ul className="plain-list">
           {history.data?.data.map((c) => (
-            <li key={c.id}>
-              <button
-                type="button"
-                className={c.id === chatId ? "history-item active" : "history-item"}
-                aria-current={c.id === chatId ? "true" : undefined}
-                onClick={() => openChat(c.id)}
-              >
-                {c.title || "Untitled chat"}
-              </button>
-            </li>
+            <HistoryItem
+              key={c.id}
+              chat={c}
+              active={c.id === chatId}
+              onOpen={() => openChat(c.id)}
+              onRenamed={history.reload}
+              onDeleted={onChatDeleted}
+            />
           ))}
         </ul>
       </aside>
-      <section className="chat-main" aria-label="Chat">
+      <section className="chat-main" aria-labelledby={ids.heading}>
+        {/* The conversation fills the page, so its heading is for screen readers only. */}
+        <h1 id={ids.heading} className="visually-hidden">
+          Chat
+        </h1>
         <div className="chat-controls">
           <div className="field">
             <label htmlFor={ids.model}>Model</label>
@@ -281,34 +313,15 @@ export function Chat() {
               )}
             </select>
           </div>
-          {(kbs.data?.data.length ?? 0) > 0 && (
-            <div className="field">
-              <label htmlFor={ids.kb}>Answer from documents</label>
-              <select
-                id={ids.kb}
-                value={kbId}
-                onChange={(e) => {
-                  setKbId(e.target.value);
-                  if (e.target.value) setTemplate("");
-                }}
-              >
-                <option value="">No (the model alone)</option>
-                {kbs.data?.data.map((k) => (
-                  <option key={k.id} value={k.id}>
-                    {k.name}
-                  </option>
-                ))}
-              </select>
-            </div>
-          )}
-          {(templates.data?.data.length ?? 0) > 0 && (
+          <DocumentsChoice kbs={kbList} on={docsOn} kbId={chosenKb} onToggle={toggleDocs} onPick={setKbId} />
+          {hasTemplates && (
             <div className="field">
               <label htmlFor={ids.template}>Task</label>
               <select
                 id={ids.template}
-                value={template}
-                disabled={!!kbId}
-                title={kbId ? "Tasks do not combine with answers from documents" : undefined}
+                value={fromDocs ? "" : template}
+                disabled={fromDocs}
+                aria-describedby={fromDocs ? ids.templateNote : undefined}
                 onChange={(e) => {
                   setTemplate(e.target.value);
                   setTemplateOptions({});
@@ -338,6 +351,12 @@ export function Chat() {
             <label htmlFor={ids.stream}>Show the answer as it is written</label>
           </div>
         </div>
+        {fromDocs && hasTemplates && (
+          <p className="hint chat-controls-note" id={ids.templateNote}>
+            Tasks (such as summarise or extract) don’t combine with answers from documents: turn off “Answer from my
+            documents” to choose one.
+          </p>
+        )}
         {chosenTemplate && (
           <TemplateOptions
             template={chosenTemplate}
@@ -360,6 +379,7 @@ export function Chat() {
           aria-label="Conversation"
           ref={logRef}
           onScroll={onLogScroll}
+          // eslint-disable-next-line jsx-a11y/no-noninteractive-tabindex -- the conversation scrolls: it must take the focus to scroll by keyboard (axe scrollable-region-focusable)
           tabIndex={0}
         >
           {messages.length === 0 && !noModels && (
@@ -396,6 +416,218 @@ export function Chat() {
         </form>
       </section>
     </div>
+  );
+}
+
+/** "Answer from my documents": a switch, and which knowledge base once it is on. Without a
+ * knowledge base the switch still shows (off), so that people find the feature and where it
+ * starts. */
+function DocumentsChoice({
+  kbs,
+  on,
+  kbId,
+  onToggle,
+  onPick,
+}: {
+  /** Undefined while loading. */
+  kbs: KnowledgeBase[] | undefined;
+  on: boolean;
+  kbId: string;
+  onToggle: (on: boolean) => void;
+  onPick: (id: string) => void;
+}) {
+  const ids = { toggle: useId(), kb: useId(), hint: useId() };
+  const none = kbs !== undefined && kbs.length === 0;
+  return (
+    <>
+      <div className="chat-docs">
+        <div className="field switch">
+          <input
+            id={ids.toggle}
+            type="checkbox"
+            checked={on && !none}
+            disabled={none}
+            aria-describedby={none ? ids.hint : undefined}
+            onChange={(e) => onToggle(e.target.checked)}
+          />
+          <label htmlFor={ids.toggle}>Answer from my documents</label>
+        </div>
+        {none && (
+          <p className="hint" id={ids.hint}>
+            Answers can cite your own files once they are in a knowledge base.{" "}
+            <Link to="/knowledge-bases">Create a knowledge base</Link>
+          </p>
+        )}
+      </div>
+      {on && kbs && kbs.length > 0 && (
+        <div className="field">
+          <label htmlFor={ids.kb}>Knowledge base</label>
+          <select id={ids.kb} value={kbId} onChange={(e) => onPick(e.target.value)}>
+            {kbs.map((k) => (
+              <option key={k.id} value={k.id}>
+                {k.name}
+              </option>
+            ))}
+          </select>
+        </div>
+      )}
+    </>
+  );
+}
+
+/** One saved chat: opens it, renames it in place (Enter saves, Escape cancels), deletes it. */
+function HistoryItem({
+  chat,
+  active,
+  onOpen,
+  onRenamed,
+  onDeleted,
+}: {
+  chat: ChatSession;
+  active: boolean;
+  onOpen: () => void;
+  onRenamed: () => void;
+  onDeleted: (id: string) => void;
+}) {
+  const client = useApi();
+  const inputId = useId();
+  const [editing, setEditing] = useState(false);
+  const [draft, setDraft] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [deleted, setDeleted] = useState(false);
+  // The new title until the history's reload brings it (no flash of the old one meanwhile).
+  const [renamed, setRenamed] = useState<{ from: string; to: string } | null>(null);
+  const input = useRef<HTMLInputElement>(null);
+  const renameButton = useRef<HTMLButtonElement>(null);
+  const wasEditing = useRef(false);
+  const title = renamed && renamed.from === chat.title ? renamed.to : chat.title;
+  const name = title || "Untitled chat";
+  const path = `/api/v1/chats/${encodeURIComponent(chat.id)}`;
+
+  useEffect(() => {
+    // Into the title box when renaming starts; back to the Rename button when it ends.
+    if (editing) {
+      input.current?.focus();
+      input.current?.select();
+    }
+    else if (wasEditing.current) renameButton.current?.focus();
+    wasEditing.current = editing;
+  }, [editing]);
+
+  const startRename = () => {
+    setDraft(title);
+    setError(null);
+    setEditing(true);
+  };
+  const cancel = () => {
+    if (busy) return;
+    setError(null);
+    setEditing(false);
+  };
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    if (busy) return;
+    const next = draft.trim();
+    if (!next) {
+      setError("A chat needs a title: type one, or press Escape to keep the old one.");
+      return;
+    }
+    if (next === title) {
+      cancel();
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      const body: ChatRename = { title: next };
+      const saved = await client.patch<ChatSession>(path, body);
+      setRenamed({ from: chat.title, to: saved?.title || next });
+      setEditing(false);
+      onRenamed();
+    } catch (err) {
+      setError(errorMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const remove = async () => {
+    if (busy || !window.confirm(`Delete the chat "${name}" and all its messages?`)) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await client.delete(path);
+      setDeleted(true);
+      onDeleted(chat.id);
+    } catch (err) {
+      setError(errorMessage(err));
+      setBusy(false);
+    }
+  };
+
+  if (deleted) return null;
+  return (
+    <li className="history-entry">
+      {editing ? (
+        <form className="history-rename" onSubmit={save}>
+          <label htmlFor={inputId} className="visually-hidden">
+            New title for {name}
+          </label>
+          <input
+            id={inputId}
+            ref={input}
+            value={draft}
+            maxLength={CHAT_TITLE_MAX}
+            readOnly={busy}
+            onChange={(e) => setDraft(e.target.value)}
+            onKeyDown={(e) => {
+              if (e.key === "Escape") {
+                e.preventDefault();
+                cancel();
+              }
+            }}
+          />
+          <button type="submit" className="button button-small button-primary">
+            {busy ? "Saving…" : "Save"}
+          </button>
+          <button type="button" className="button button-small" onClick={cancel}>
+            Cancel
+          </button>
+        </form>
+      ) : (
+        <div className="history-row">
+          <button
+            type="button"
+            className={active ? "history-item active" : "history-item"}
+            aria-current={active ? "true" : undefined}
+            title={name}
+            onClick={onOpen}
+          >
+            {name}
+          </button>
+          <button
+            ref={renameButton}
+            type="button"
+            className="button button-small button-quiet history-action"
+            aria-label={`Rename ${name}`}
+            title="Rename"
+            onClick={startRename}
+          >
+            <span aria-hidden="true">✎</span>
+          </button>
+          <button
+            type="button"
+            className="button button-small button-quiet history-action history-action-delete"
+            aria-label={`Delete ${name}`}
+            title="Delete"
+            onClick={remove}
+          >
+            <span aria-hidden="true">×</span>
+          </button>
+        </div>
+      )}
+      <ErrorMessage message={error} />
+    </li>
   );
 }
 

@@ -1,7 +1,7 @@
 // Datasets: upload (drag and drop or a button, with progress), then what inspection found:
 // the format to confirm, problems next to their rows, a preview, token statistics; delete.
 
-import { useEffect, useId, useState } from "react";
+import { useId, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { errorMessage, isAbort } from "../api/client";
 import type { Dataset, DatasetFormat, DatasetProblem, ListOf, PreviewRow } from "../api/types";
@@ -245,10 +245,16 @@ const capital = (s: string) => (s ? s[0].toUpperCase() + s.slice(1) : s);
 function FormatCard({ dataset: d, onChanged }: { dataset: Dataset; onChanged: () => void }) {
   const client = useApi();
   const id = useId();
-  const [choice, setChoice] = useState<string>(d.format ?? d.detected_format ?? "chat");
+  const suggested = d.format ?? d.detected_format ?? "chat";
+  const [choice, setChoice] = useState<string>(suggested);
+  // The choice follows the dataset's format (confirmed, or else detected) when that changes.
+  const [choiceFollows, setChoiceFollows] = useState(suggested);
+  if (choiceFollows !== suggested) {
+    setChoiceFollows(suggested);
+    setChoice(suggested);
+  }
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  useEffect(() => setChoice(d.format ?? d.detected_format ?? "chat"), [d.format, d.detected_format]);
 
   const confirm = async () => {
     setError(null);

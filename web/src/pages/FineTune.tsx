@@ -7,7 +7,7 @@ import { errorMessage, isAbort } from "../api/client";
 import type { BaseModel, Credential, Dataset, Estimate, Job, ListOf } from "../api/types";
 import { useApi } from "../auth/AuthContext";
 import { CloudAccountPicker } from "../components/CloudAccountPicker";
-import { ErrorMessage, Notice, PageHeader, Spinner } from "../components/ui";
+import { ErrorMessage, Notice, PageHeader, ScrollingText, Spinner } from "../components/ui";
 import { useResource } from "../lib/useResource";
 
 export const GOALS = [
@@ -330,9 +330,9 @@ export function FineTune() {
               <p className="hint">The exact YAML the training would run with, for these choices. Nothing starts.</p>
               <ErrorMessage message={configError} />
               {configYaml && (
-                <pre className="log" aria-label="Axolotl config" tabIndex={0}>
+                <ScrollingText className="log" label="Axolotl config">
                   {configYaml}
-                </pre>
+                </ScrollingText>
               )}
             </div>
           </details>

@@ -1,14 +1,14 @@
 // Fine-tuning jobs: the list, and one job live (its SSE events): the stage stepper, the loss
 // chart, speed, the log tail, cancel, and the base-vs-tuned report when it is done.
 
-import { useCallback, useEffect, useReducer, useState } from "react";
+import { useEffect, useEffectEvent, useReducer, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { errorMessage, isAbort, type ApiClient } from "../api/client";
 import { readSse } from "../api/sse";
 import type { Evaluation, Job, ListOf } from "../api/types";
 import { useApi } from "../auth/AuthContext";
 import { LossChart, type Point } from "../components/LossChart";
-import { EmptyState, ErrorMessage, formatDate, LogTail, Notice, PageHeader, Spinner, StatusBadge } from "../components/ui";
+import { EmptyState, ErrorMessage, formatDate, LogTail, Notice, PageHeader, ScrollingText, Spinner, StatusBadge } from "../components/ui";
 import { useResource } from "../lib/useResource";
 
 export const STAGES: { state: string; label: string }[] = [
@@ -161,6 +161,8 @@ export function useJobEvents(client: ApiClient, jobId: string, onEnded: () => vo
     (s: LiveState, a: Action) => (a.type === "reset" ? INITIAL_LIVE : liveReducer(s, a.event)),
     INITIAL_LIVE,
   );
+  // The latest callback, called without restarting the stream when a new one comes.
+  const notifyEnded = useEffectEvent(onEnded);
   useEffect(() => {
     dispatch({ type: "reset" });
     const controller = new AbortController();
@@ -185,7 +187,7 @@ export function useJobEvents(client: ApiClient, jobId: string, onEnded: () => vo
               }
             }
           }
-          if (ended) onEnded();
+          if (ended) notifyEnded();
           else await new Promise((r) => setTimeout(r, 1000)); // closed early: reconnect
         } catch (err) {
           if (isAbort(err) || controller.signal.aborted) return;
@@ -195,7 +197,6 @@ export function useJobEvents(client: ApiClient, jobId: string, onEnded: () => vo
     };
     void run();
     return () => controller.abort();
-    // onEnded (a reload callback) is left out on purpose: a new one must not restart the stream.
   }, [client, jobId]);
   return live;
 }
@@ -206,8 +207,7 @@ export function JobDetail() {
   const path = `/api/v1/jobs/${encodeURIComponent(id)}`;
   const job = useResource((signal) => client.get<Job>(path, signal), [client, path]);
   const reload = job.reload;
-  const onEnded = useCallback(() => reload(), [reload]);
-  const live = useJobEvents(client, id, onEnded);
+  const live = useJobEvents(client, id, reload);
   const [cancelling, setCancelling] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const j = job.data;
@@ -439,9 +439,9 @@ function ConfigPanel({ path }: { path: string }) {
       <ErrorMessage message={error} />
       {text === null && !error && open && <Spinner label="Loading the config…" />}
       {text !== null && (
-        <pre className="log" tabIndex={0} aria-label="Axolotl config">
+        <ScrollingText className="log" label="Axolotl config">
           {text}
-        </pre>
+        </ScrollingText>
       )}
     </details>
   );

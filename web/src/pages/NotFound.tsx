@@ -1,12 +1,15 @@
 import { Link } from "react-router-dom";
-import { EmptyState } from "../components/ui";
+import { EmptyState, PageHeader } from "../components/ui";
 
 export function NotFound() {
   return (
-    <EmptyState title="There is nothing here">
-      <p>
-        The page may have moved. <Link to="/">Go to Home</Link>.
-      </p>
-    </EmptyState>
+    <>
+      <PageHeader title="Page not found" />
+      <EmptyState title="There is nothing here">
+        <p>
+          The page may have moved. <Link to="/">Go to Home</Link>.
+        </p>
+      </EmptyState>
+    </>
   );
 }

@@ -1,0 +1,189 @@
+"""The quality bar on every page, for a user who has a little of everything (a dataset, a
+cancelled job, a knowledge base with a document, an API key): at 1280 px and at phone
+width, each page passes axe-core's WCAG 2.1 A/AA rules, never scrolls sideways, and Tab alone
+reaches each of its controls with a visible focus mark. Signed out, the sign-in page too. A
+last check signs in and moves about with the keyboard only."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.conftest import WebStack, watch_console
+from tests.e2e.quality import QualityReport, check_page, format_reports
+from tests.e2e.test_journey import chat_dataset
+from tests.factories import login, random_email
+
+PASSWORD = "correct horse battery staple"
+WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
+
+
+def _wait(what: str, check: object, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _user_with_a_bit_of_everything(url: str, tmp_path: Path) -> dict[str, str]:
+    """Through the API: a dataset, a job cancelled at once, a knowledge base with one indexed
+    document, an API key. Returns the ids the pages need."""
+    email = random_email("e2e-quality")
+    with httpx.Client(base_url=url, timeout=60) as client:
+        assert client.post(
+            "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
+        ).is_success
+        headers = {"Authorization": f"Bearer {login(client, email, PASSWORD)['access_token']}"}
+        data = chat_dataset(tmp_path).read_bytes()
+        dataset = client.post(
+            "/api/v1/datasets", files={"file": ("maths-chat.jsonl", data)}, headers=headers
+        ).json()
+        _wait(
+            "the dataset's inspection",
+            lambda: (
+                client.get(f"/api/v1/datasets/{dataset['id']}", headers=headers).json()["state"]
+                != "inspecting"
+            ),
+        )
+        job = client.post(
+            "/api/v1/jobs",
+            json={"name": "quality check", "dataset_id": dataset["id"], "preset": "quick"},
+            headers=headers,
+        )
+        assert job.status_code == 201, job.text
+        job_id = job.json()["id"]
+        assert client.post(f"/api/v1/jobs/{job_id}/cancel", headers=headers).is_success
+        kb = client.post("/api/v1/kbs", json={"name": "Handbook"}, headers=headers).json()
+        text = b"Leave policy. Each employee has 25 days of paid leave a year.\n" * 20
+        assert client.post(
+            f"/api/v1/kbs/{kb['id']}/documents",
+            files={"files": ("handbook.txt", text, "text/plain")},
+            headers=headers,
+        ).is_success
+        _wait(
+            "the document's indexing",
+            lambda: all(
+                d["state"] != "pending"
+                for d in client.get(f"/api/v1/kbs/{kb['id']}/documents", headers=headers).json()[
+                    "data"
+                ]
+            ),
+        )
+        assert client.post("/api/v1/api-keys", json={"name": "laptop"}, headers=headers).is_success
+    return {"email": email, "dataset": dataset["id"], "job": job_id, "kb": kb["id"]}
+
+
+def _settle(page: Page) -> None:
+    """The page's heading is up and nothing says it is still loading."""
+    expect(page.locator("main h1").first).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text=re.compile(r"^Loading"))).to_have_count(0)
+
+
+@pytest.mark.timeout(1200)
+def test_every_page_meets_the_quality_bar(
+    web_stack: WebStack, browser: Browser, artifacts: Path, tmp_path: Path
+) -> None:
+    url = web_stack.url
+    ids = _user_with_a_bit_of_everything(url, tmp_path)
+    pages = {
+        "home": "/",
+        "datasets": "/datasets",
+        "dataset": f"/datasets/{ids['dataset']}",
+        "fine-tune": "/fine-tune",
+        "jobs": "/jobs",
+        "job": f"/jobs/{ids['job']}",
+        "models": "/models",
+        "deployments": "/deployments",
+        "chat": "/chat",
+        "knowledge-bases": "/knowledge-bases",
+        "knowledge-base": f"/knowledge-bases/{ids['kb']}",
+        "usage": "/usage",
+        "settings": "/settings",
+        "not-found": "/no-such-page",
+    }
+    reports: list[QualityReport] = []
+    for width_name, (width, height) in WIDTHS.items():
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        console = watch_console(page)
+        page.set_default_timeout(30_000)
+
+        page.goto(f"{url}/signin")
+        expect(page.get_by_role("tab", name="Sign in")).to_be_visible()
+        reports.append(check_page(page, f"sign-in at {width_name} width"))
+        page.screenshot(path=artifacts / f"{width_name}-signin.png", full_page=True)
+        page.get_by_label("Email").fill(ids["email"])
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
+
+        for name, path in pages.items():
+            page.goto(url + path)
+            _settle(page)
+            reports.append(check_page(page, f"{name} ({path}) at {width_name} width"))
+            page.screenshot(path=artifacts / f"{width_name}-{name}.png", full_page=True)
+        if width_name == "phone":
+            # The folded menu, open.
+            page.get_by_role("button", name="Menu").click()
+            expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+            reports.append(check_page(page, "the open menu at phone width"))
+        context.close()
+        assert console.errors == [], console.errors
+    problems = format_reports(reports)
+    assert not problems, f"The quality bar is not met:\n{problems}"
+
+
+def test_keyboard_only(web_stack: WebStack, browser: Browser, artifacts: Path) -> None:
+    """Sign up, reach a page through the menu, and fill a form, with the keyboard alone."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    console = watch_console(page)
+    page.set_default_timeout(30_000)
+    page.goto(web_stack.url)
+
+    # The sign-in card's tabs take one Tab stop; the arrow keys move between them.
+    tab_until(page, lambda p: p.get_by_role("tab", name="Sign in"))
+    page.keyboard.press("ArrowRight")
+    create_account = page.get_by_role("tab", name="Create account")
+    expect(create_account).to_be_focused()
+    expect(create_account).to_have_attribute("aria-selected", "true")
+    tab_until(page, lambda p: p.get_by_label("Email"))
+    page.keyboard.type(random_email("e2e-keys"))
+    tab_until(page, lambda p: p.get_by_label("Password"))
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
+
+    # The skip link comes first, then the menu; Enter follows a link.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    menu = page.get_by_role("navigation", name="Main")
+    tab_until(page, lambda p: menu.get_by_role("link", name="Knowledge bases"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Knowledge bases", exact=True)).to_be_visible()
+    tab_until(page, lambda p: p.get_by_label("Name", exact=True))
+    page.keyboard.type("Keyboard notes")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Keyboard notes")).to_be_visible()
+    page.screenshot(path=artifacts / "01-created-by-keyboard.png", full_page=True)
+    context.close()
+    assert console.errors == []
+
+
+def tab_until(page: Page, target: object, *, presses: int = 60) -> None:
+    """Press Tab until the target has the focus (forwards only, as a keyboard user would)."""
+    locator = target(page)  # type: ignore[operator]
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if locator.evaluate("el => el === document.activeElement"):
+            return
+    raise AssertionError(f"Tab never reached {locator}")
