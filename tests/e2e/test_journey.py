@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import WebStack, watch_console
+from tests.e2e.quality import QualityReport, check_page, format_reports
 from tests.factories import random_email
 from tests.integration.dataset_helpers import GSM8K_TRAIN
 
@@ -56,6 +57,12 @@ def test_fine_tune_deploy_chat_and_ask_documents(
     page = context.new_page()
     console = watch_console(page)
     page.set_default_timeout(30_000)
+    # The pages full of live content (chart, log, citations) pass the same quality bar as
+    # the quiet ones (test_quality_bar.py): axe-core and no sideways scroll, at both widths.
+    quality: list[QualityReport] = []
+
+    def audit(where: str) -> None:
+        quality.append(check_page(page, where, keyboard=False))
 
     # Register.
     page.goto(url)
@@ -116,8 +123,10 @@ def test_fine_tune_deploy_chat_and_ask_documents(
     expect(page.get_by_role("img", name=re.compile(r"Training loss .* at step 2"))).to_be_visible()
     expect(page.get_by_role("heading", name="Evaluation: base vs tuned")).to_be_visible()
     page.screenshot(path=artifacts / "04-job-done.png", full_page=True)
+    audit("the finished job")
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=artifacts / "05-job-done-phone.png", full_page=True)
+    audit("the finished job at phone width")
     page.set_viewport_size({"width": 1280, "height": 900})
 
     # Deploy the fine-tuned version (prefilled from the job page), as merged weights.
@@ -148,6 +157,7 @@ def test_fine_tune_deploy_chat_and_ask_documents(
     card.get_by_text("Server log").click()
     expect(card.get_by_label("Server log of e2e-tuned")).not_to_be_empty()
     page.screenshot(path=artifacts / "08-ready.png", full_page=True)
+    audit("a ready deployment with its log open")
 
     # Chat, streamed: the answer grows while the Stop button shows.
     card.get_by_role("link", name="Chat with it").click()
@@ -184,6 +194,13 @@ def test_fine_tune_deploy_chat_and_ask_documents(
     page.reload()
     # The question, as the user's bubble (the tiny model may echo it back in its answer).
     expect(page.locator(".bubble-user .bubble-text").last).to_have_text("Say hello.")
+    # Renamed in place, with the keyboard: Enter saves, and the name is kept.
+    history.get_by_role("button", name="Rename What is the capital of France?").click()
+    page.get_by_label("New title for What is the capital of France?").fill("Capitals and stories")
+    page.keyboard.press("Enter")
+    expect(history.get_by_role("button", name="Capitals and stories", exact=True)).to_be_visible()
+    page.reload()
+    expect(history.get_by_role("button", name="Capitals and stories", exact=True)).to_be_visible()
 
     # Answer from my documents: the filing is cited, and its source opens.
     page.get_by_label("Answer from my documents").check()
@@ -194,6 +211,10 @@ def test_fine_tune_deploy_chat_and_ask_documents(
     sources = page.get_by_role("list", name="Sources").last
     expect(sources).to_contain_text(FILING.name, timeout=180_000)
     page.screenshot(path=artifacts / "11-answer-from-documents.png", full_page=True)
+    audit("a chat with citations")
+    page.set_viewport_size({"width": 390, "height": 844})
+    audit("a chat with citations at phone width")
+    page.set_viewport_size({"width": 1280, "height": 900})
     with (
         context.expect_page() as opened,
         page.expect_response(lambda r: r.url.endswith("/file")) as served,
@@ -211,3 +232,5 @@ def test_fine_tune_deploy_chat_and_ask_documents(
     page.screenshot(path=artifacts / "12-stopped-deployment.png", full_page=True)
     context.close()
     assert console.errors == []
+    problems = format_reports(quality)
+    assert not problems, f"The quality bar is not met:\n{problems}"

@@ -187,3 +187,75 @@ def tab_until(page: Page, target: object, *, presses: int = 60) -> None:
         if locator.evaluate("el => el === document.activeElement"):
             return
     raise AssertionError(f"Tab never reached {locator}")
+
+
+# What a person must never be shown in place of a sentence.
+RAW_ERRORS = re.compile(
+    r"Failed to fetch|NetworkError|TypeError|SyntaxError|Unexpected token|\[object Object\]"
+    r"|<html|undefined|status code \d+",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.timeout(600)
+def test_failing_requests_read_as_sentences(
+    web_stack: WebStack, browser: Browser, artifacts: Path, tmp_path: Path
+) -> None:
+    """Each page, when the API cannot be reached, and when a proxy in front of it answers
+    with an HTML error page: a sentence says so (no raw error), and the page recovers once
+    the API is back."""
+    url = web_stack.url
+    ids = _user_with_a_bit_of_everything(url, tmp_path)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    console = watch_console(page)
+    page.set_default_timeout(30_000)
+    page.goto(f"{url}/signin")
+    page.get_by_label("Email").fill(ids["email"])
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
+
+    api = re.compile(r"/(api/v1|v1)/")
+    failures = {
+        "unreachable": lambda route: route.abort("connectionrefused"),
+        "proxy error page": lambda route: route.fulfill(
+            status=502, content_type="text/html", body="<html><body>Bad Gateway</body></html>"
+        ),
+    }
+    for name, path in {
+        "home": "/",
+        "datasets": "/datasets",
+        "dataset": f"/datasets/{ids['dataset']}",
+        "jobs": "/jobs",
+        "job": f"/jobs/{ids['job']}",
+        "models": "/models",
+        "deployments": "/deployments",
+        "chat": "/chat",
+        "knowledge-bases": "/knowledge-bases",
+        "knowledge-base": f"/knowledge-bases/{ids['kb']}",
+        "usage": "/usage",
+        "settings": "/settings",
+    }.items():
+        for failure, handler in failures.items():
+            page.route(api, handler)
+            page.goto(url + path)
+            alert = page.get_by_role("alert").first
+            expect(alert).to_be_visible()
+            sentence = alert.locator("span").first.inner_text().strip()
+            assert re.fullmatch(r"[A-Z].{15,}[.!?]", sentence), (name, failure, sentence)
+            shown = page.locator("main").inner_text()
+            assert not RAW_ERRORS.search(shown), (name, failure, shown)
+            page.screenshot(path=artifacts / f"{name}-{failure.replace(' ', '-')}.png")
+            page.unroute(api)
+        # Back: the page loads without an error (no sign-out on the way).
+        page.goto(url + path)
+        _settle(page)
+        expect(page.get_by_role("alert")).to_have_count(0)
+    context.close()
+    # The failed requests are the only errors the browser logged.
+    assert [
+        error
+        for error in console.errors
+        if "Failed to load resource" not in error and "status of 502" not in error
+    ] == []
