@@ -15,6 +15,30 @@ from starlette.types import Scope
 # Paths that belong to the API: an unknown one stays a JSON 404.
 API_PATHS = ("api/", "v1/", "healthz", "docs", "redoc", "openapi.json")
 
+# The client keeps its session in localStorage, so an injected script could read it: the
+# policy lets the page run only its own bundled scripts (Vite emits no inline script) and
+# talk only to its own origin, and no other site may frame it (clickjacking). Cited PDFs
+# open as blob: URLs, which inherit the policy, hence blob: for frames and objects.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "connect-src 'self'",
+        "object-src 'self' blob:",
+        "frame-src 'self' blob:",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
 
 class WebClient(StaticFiles):
     def __init__(self, directory: Path, **kwargs: Any) -> None:
@@ -22,11 +46,13 @@ class WebClient(StaticFiles):
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         try:
-            return await super().get_response(path, scope)
+            response = await super().get_response(path, scope)
         except HTTPException as error:
             if error.status_code != 404 or not _is_page(path, scope):
                 raise
-            return await super().get_response("index.html", scope)
+            response = await super().get_response("index.html", scope)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
 
 def _is_page(path: str, scope: Scope) -> bool:

@@ -44,6 +44,22 @@ def test_pages_fall_back_to_index_and_api_paths_do_not(dist: Path) -> None:
         assert client.post("/settings").status_code in (404, 405)
 
 
+def test_the_client_runs_only_its_own_scripts_and_cannot_be_framed(dist: Path) -> None:
+    app = FastAPI()
+    app.mount("/", web.WebClient(dist), name="web")
+    with TestClient(app) as client:
+        for path in ("/", "/chat", "/assets/app.js"):
+            headers = client.get(path).headers
+            policy = dict(
+                directive.strip().split(" ", 1)
+                for directive in headers["content-security-policy"].split(";")
+            )
+            assert policy["script-src"] == "'self'", path
+            assert policy["connect-src"] == "'self'", path
+            assert policy["frame-ancestors"] == "'none'", path
+            assert headers["x-content-type-options"] == "nosniff", path
+
+
 def test_browser_oauth_callback_goes_to_the_client(
     dist: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
