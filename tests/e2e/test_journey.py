@@ -202,10 +202,13 @@ def test_fine_tune_deploy_chat_and_ask_documents(
     page.reload()
     expect(history.get_by_role("button", name="Capitals and stories", exact=True)).to_be_visible()
 
-    # Answer from my documents: the filing is cited, and its source opens.
-    page.get_by_label("Answer from my documents").check()
-    page.get_by_label("Knowledge base").select_option(label="Filings")
-    page.get_by_label("Show the answer as it is written").check()
+    # Answer from my documents: Home points the way (an indexed filing, a ready model), the
+    # chat opens with the switch on; the filing is cited, and its source opens.
+    nav(page, "Home")
+    page.get_by_role("link", name="Ask your documents").click()
+    expect(page.get_by_label("Answer from my documents")).to_be_checked()
+    expect(page.get_by_label("Knowledge base").locator("option:checked")).to_have_text("Filings")
+    expect(page.get_by_label("Show the answer as it is written")).to_be_checked()
     page.get_by_label("Your message").fill(QUESTION)
     page.get_by_role("button", name="Send").click()
     sources = page.get_by_role("list", name="Sources").last
@@ -224,12 +227,22 @@ def test_fine_tune_deploy_chat_and_ask_documents(
     assert served.value.headers["content-type"] == "application/pdf"
     assert opened.value is not None
 
+    # Usage: the chats above are counted against the deployment (4 answers: streamed,
+    # stopped, all at once, from the documents; the gateway sends counts each second).
+    nav(page, "Usage")
+    deployments = page.get_by_role("table", name="Usage per deployment")
+    expect(deployments.get_by_role("row", name=re.compile("e2e-tuned"))).to_be_visible()
+    requests = page.get_by_role("region", name=re.compile("^Totals")).locator("dd").first
+    expect(requests).to_have_text(re.compile(r"^[4-9]$|^\d{2,}$"))
+    page.screenshot(path=artifacts / "12-usage.png", full_page=True)
+    audit("usage after chatting")
+
     # Stop the deployment.
     nav(page, "Deployments")
     page.once("dialog", lambda dialog: dialog.accept())
     card.get_by_role("button", name="Stop").click()
     expect(card.get_by_text(re.compile(r"^(stopping|stopped)$"))).to_be_visible()
-    page.screenshot(path=artifacts / "12-stopped-deployment.png", full_page=True)
+    page.screenshot(path=artifacts / "13-stopped-deployment.png", full_page=True)
     context.close()
     assert console.errors == []
     problems = format_reports(quality)

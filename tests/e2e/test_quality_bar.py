@@ -127,8 +127,8 @@ def test_every_page_meets_the_quality_bar(
         for name, path in pages.items():
             page.goto(url + path)
             _settle(page)
-            reports.append(check_page(page, f"{name} ({path}) at {width_name} width"))
             page.screenshot(path=artifacts / f"{width_name}-{name}.png", full_page=True)
+            reports.append(check_page(page, f"{name} ({path}) at {width_name} width"))
         if width_name == "phone":
             # The folded menu, open.
             page.get_by_role("button", name="Menu").click()

@@ -1,6 +1,6 @@
 import { Link } from "react-router-dom";
 import { errorMessage } from "../api/client";
-import type { Dataset, Deployment, Job, KnowledgeBase, ListOf, ModelVersion } from "../api/types";
+import type { Dataset, Deployment, Job, KbDocument, KnowledgeBase, ListOf, ModelVersion } from "../api/types";
 import { useApi, useAuth } from "../auth/AuthContext";
 import { ErrorMessage, PageHeader, Spinner } from "../components/ui";
 import { useResource } from "../lib/useResource";
@@ -13,6 +13,8 @@ export interface Counts {
   deployments: number | null;
   readyDeployments: number | null;
   knowledgeBases: number | null;
+  /** The first knowledge base with an indexed document, to ask straight away. */
+  askableKb?: string | null;
 }
 
 const FINISHED_JOB = new Set(["succeeded", "failed", "cancelled"]);
@@ -77,6 +79,42 @@ export function nextStep(c: Counts): NextStep {
   };
 }
 
+/** The other path, which needs no training: documents in a knowledge base, answered with
+ * citations by a deployed model (a ready-made base model will do). */
+export function documentsStep(c: Counts): NextStep | null {
+  if (c.knowledgeBases === null) return null;
+  if (!c.knowledgeBases) {
+    return {
+      title: "Ask questions about your documents",
+      text: "Put your PDFs, Word or text files in a knowledge base; a model answers from them and cites the page.",
+      to: "/knowledge-bases",
+      action: "Add your documents",
+    };
+  }
+  if (!c.askableKb) {
+    return {
+      title: "Your documents are being read",
+      text: "Once a document is indexed you can ask about it. Follow it on its knowledge base.",
+      to: "/knowledge-bases",
+      action: "See knowledge bases",
+    };
+  }
+  if (!c.readyDeployments) {
+    return {
+      title: "Deploy a model to ask your documents",
+      text: "A ready-made base model is enough to answer from your documents.",
+      to: "/deployments",
+      action: "Deploy a model",
+    };
+  }
+  return {
+    title: "Ask your documents",
+    text: "Answers cite the document and page they come from.",
+    to: `/chat?kb=${encodeURIComponent(c.askableKb)}`,
+    action: "Ask your documents",
+  };
+}
+
 async function count<T>(load: Promise<ListOf<T>>): Promise<T[] | null> {
   try {
     return (await load).data;
@@ -96,6 +134,15 @@ export function Home() {
       count(client.get<ListOf<Deployment>>("/api/v1/deployments", signal)),
       count(client.get<ListOf<KnowledgeBase>>("/api/v1/kbs", signal)),
     ]);
+    // Which knowledge base has something to answer from (only when it matters for the step).
+    let askableKb: string | null = null;
+    for (const kb of kbs ?? []) {
+      const docs = await count(client.get<ListOf<KbDocument>>(`/api/v1/kbs/${encodeURIComponent(kb.id)}/documents`, signal));
+      if (docs?.some((d) => d.state === "indexed")) {
+        askableKb = kb.id;
+        break;
+      }
+    }
     const counts: Counts = {
       datasets: datasets?.length ?? null,
       jobs: jobs?.length ?? null,
@@ -104,6 +151,7 @@ export function Home() {
       deployments: deployments ? deployments.filter((d) => LIVE_DEPLOYMENT.has(d.state)).length : null,
       readyDeployments: deployments ? deployments.filter((d) => d.state === "ready").length : null,
       knowledgeBases: kbs?.length ?? null,
+      askableKb,
     };
     if (Object.values(counts).every((v) => v === null)) {
       // nothing answered: say why, from one of the calls
@@ -132,6 +180,7 @@ export function Home() {
     { label: "Knowledge bases", value: data?.knowledgeBases, to: "/knowledge-bases" },
   ];
   const step = data ? nextStep(data) : null;
+  const documents = data ? documentsStep(data) : null;
 
   return (
     <>
@@ -152,6 +201,18 @@ export function Home() {
                 {step.other.action}
               </Link>
             )}
+          </div>
+        </section>
+      )}
+      {documents && (
+        <section className="card next-step next-step-secondary" aria-labelledby="documents-step-title">
+          <p className="eyebrow">Your documents</p>
+          <h2 id="documents-step-title">{documents.title}</h2>
+          <p>{documents.text}</p>
+          <div className="row-actions">
+            <Link className="button" to={documents.to}>
+              {documents.action}
+            </Link>
           </div>
         </section>
       )}
