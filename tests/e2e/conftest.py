@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -32,6 +33,12 @@ MODELS_DIR = Path(os.environ.get("FORGELINE_TEST_MODELS_DIR", REPO / ".forgeline
 
 OIDC_PROVIDER_NAME = "testidp"
 OIDC_DISPLAY_NAME = "Test IdP"
+
+
+# The stack's first account, so its administrator: made before any test registers, so
+# that every other account is a member whatever order the tests run in.
+ADMIN_EMAIL = "owner@e2e.example.com"
+ADMIN_PASSWORD = "a long passphrase that runs the place"
 
 
 @dataclass
@@ -76,6 +83,13 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
             ATTACHED_RECONCILE_INTERVAL_SECONDS="5",
         )
         with run_platform(data_dir, env) as platform:
+            admin = httpx.post(
+                f"{platform.url}/api/v1/auth/register",
+                json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+                timeout=60,
+            )
+            assert admin.status_code == 201, admin.text
+            assert admin.json()["role"] == "admin", admin.text
             yield WebStack(platform, idp)
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import WebStack, watch_console
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, WebStack, watch_console
 from tests.e2e.quality import QualityReport, check_page, format_reports
 from tests.e2e.test_journey import chat_dataset
 from tests.factories import login, random_email
@@ -253,3 +253,69 @@ def test_failing_requests_read_as_sentences(
         for error in console.errors
         if "Failed to load resource" not in error and "status of 502" not in error
     ] == []
+
+
+@pytest.mark.timeout(600)
+def test_an_administrator_manages_people(
+    web_stack: WebStack, browser: Browser, artifacts: Path
+) -> None:
+    """The administrator's pages pass the same bar at both widths, and disabling someone on
+    People locks them out at once, until they are enabled again."""
+    url = web_stack.url
+    member = random_email("e2e-member")
+    with httpx.Client(base_url=url, timeout=60) as client:
+        assert client.post(
+            "/api/v1/auth/register", json={"email": member, "password": PASSWORD}
+        ).is_success
+    reports: list[QualityReport] = []
+    for width_name, (width, height) in WIDTHS.items():
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        console = watch_console(page)
+        page.set_default_timeout(30_000)
+        page.goto(f"{url}/signin")
+        page.get_by_label("Email").fill(ADMIN_EMAIL)
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
+        for name, path in (("people", "/people"), ("usage", "/usage")):
+            page.goto(url + path)
+            _settle(page)
+            page.screenshot(path=artifacts / f"{width_name}-{name}.png", full_page=True)
+            reports.append(check_page(page, f"{name} as administrator at {width_name} width"))
+        context.close()
+        assert console.errors == [], console.errors
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    console = watch_console(page)
+    page.set_default_timeout(30_000)
+    page.goto(f"{url}/signin")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="People").click()
+    row = page.get_by_role("row", name=re.compile(re.escape(member)))
+    # The member may be on a later page of people.
+    showing = page.get_by_text(re.compile(r"^Showing \d"))
+    expect(showing).to_be_visible()
+    for _ in range(20):
+        if row.count():
+            break
+        before = showing.inner_text()
+        page.get_by_role("button", name="Next").click()
+        expect(showing).not_to_have_text(before)
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name=f"Disable {member}").click()
+    expect(row.get_by_text("Disabled", exact=True)).to_be_visible()
+    with httpx.Client(base_url=url, timeout=60) as client:
+        refused = client.post("/api/v1/auth/login", json={"email": member, "password": PASSWORD})
+        assert refused.status_code == 403, refused.text
+        row.get_by_role("button", name=f"Enable {member}").click()
+        expect(row.get_by_text("Active", exact=True)).to_be_visible()
+        login(client, member, PASSWORD)
+    page.screenshot(path=artifacts / "people-after-enable.png", full_page=True)
+    context.close()
+    assert console.errors == []
+    problems = format_reports(reports)
+    assert not problems, f"The quality bar is not met:\n{problems}"

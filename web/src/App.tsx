@@ -15,6 +15,7 @@ import { Models } from "./pages/Models";
 import { KnowledgeBaseDetail, KnowledgeBases } from "./pages/KnowledgeBases";
 import { NotFound } from "./pages/NotFound";
 import { Usage } from "./pages/Usage";
+import { People } from "./pages/People";
 
 export function RequireSession({ children }: { children: ReactNode }) {
   const { session } = useAuth();
@@ -49,6 +50,7 @@ export function App() {
         <Route path="knowledge-bases" element={<KnowledgeBases />} />
         <Route path="knowledge-bases/:id" element={<KnowledgeBaseDetail />} />
         <Route path="usage" element={<Usage />} />
+        <Route path="people" element={<People />} />
         <Route path="settings" element={<Settings />} />
         <Route path="*" element={<NotFound />} />
       </Route>

@@ -1,4 +1,4 @@
-import { screen } from "@testing-library/react";
+import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Route, Routes } from "react-router-dom";
 import { describe, expect, it } from "vitest";
@@ -27,7 +27,7 @@ describe("Layout", () => {
     );
     const nav = screen.getByRole("navigation", { name: "Main" });
     const labels = Array.from(nav.querySelectorAll("a")).map((a) => a.textContent);
-    expect(labels).toEqual(NAV_ITEMS.map((i) => i.label));
+    expect(labels).toEqual(NAV_ITEMS.filter((i) => !i.adminOnly).map((i) => i.label));
     expect(labels).toEqual([
       "Home",
       "Datasets",
@@ -50,5 +50,26 @@ describe("Layout", () => {
     expect(await screen.findByText("Sign-in page")).toBeInTheDocument();
     expect(loggedOut).toBe(true);
     expect(store.load()).toBeNull();
+  });
+
+  it("shows People to administrators only", () => {
+    const shell = (
+      <Routes>
+        <Route element={<Layout />}>
+          <Route path="/" element={<p>Home page</p>} />
+        </Route>
+      </Routes>
+    );
+    const member = renderWithClient(shell, new ApiClient(memoryStore(SESSION), mockFetch({})));
+    let nav = screen.getByRole("navigation", { name: "Main" });
+    expect(within(nav).queryByRole("link", { name: "People" })).not.toBeInTheDocument();
+    member.unmount();
+
+    const admin = { ...SESSION, user: { ...SESSION.user, role: "admin" as const } };
+    renderWithClient(shell, new ApiClient(memoryStore(admin), mockFetch({})));
+    nav = screen.getByRole("navigation", { name: "Main" });
+    expect(within(nav).getByRole("link", { name: "People" })).toHaveAttribute("href", "/people");
+    const labels = Array.from(nav.querySelectorAll("a")).map((a) => a.textContent);
+    expect(labels.slice(-3)).toEqual(["Usage", "People", "Settings"]);
   });
 });

@@ -2,7 +2,15 @@ import { useState } from "react";
 import { NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
 import { useAuth } from "../auth/AuthContext";
 
-export const NAV_ITEMS = [
+export interface NavItem {
+  to: string;
+  label: string;
+  end?: boolean;
+  /** Shown only to administrators. */
+  adminOnly?: boolean;
+}
+
+export const NAV_ITEMS: NavItem[] = [
   { to: "/", label: "Home", end: true },
   { to: "/datasets", label: "Datasets" },
   { to: "/fine-tune", label: "Fine-tune" },
@@ -12,6 +20,7 @@ export const NAV_ITEMS = [
   { to: "/chat", label: "Chat" },
   { to: "/knowledge-bases", label: "Knowledge bases" },
   { to: "/usage", label: "Usage" },
+  { to: "/people", label: "People", adminOnly: true },
   { to: "/settings", label: "Settings" },
 ];
 
@@ -24,6 +33,8 @@ export function Layout() {
   const [menuOpenedAt, setMenuOpenedAt] = useState<string | null>(null);
   const menuOpen = menuOpenedAt === location.pathname;
   const [signingOut, setSigningOut] = useState(false);
+  const isAdmin = session?.user.role === "admin";
+  const navItems = NAV_ITEMS.filter((item) => isAdmin || !item.adminOnly);
 
   const signOut = async () => {
     setSigningOut(true);
@@ -62,7 +73,7 @@ export function Layout() {
       <div className="body">
         <nav id="main-nav" className={menuOpen ? "sidebar open" : "sidebar"} aria-label="Main">
           <ul>
-            {NAV_ITEMS.map((item) => (
+            {navItems.map((item) => (
               <li key={item.to}>
                 <NavLink to={item.to} end={item.end}>
                   {item.label}
