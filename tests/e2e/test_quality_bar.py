@@ -99,6 +99,14 @@ def signed_in_pages(ids: dict[str, str]) -> dict[str, str]:
     }
 
 
+def sign_in(page: Page, email: str, password: str) -> None:
+    """With the sign-in page open: sign in, and land on Home."""
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
+
+
 def _settle(page: Page) -> None:
     """The page's heading is up and nothing says it is still loading."""
     expect(page.locator("main h1").first).to_be_visible()
@@ -123,10 +131,7 @@ def test_every_page_meets_the_quality_bar(
         expect(page.get_by_role("tab", name="Sign in")).to_be_visible()
         reports.append(check_page(page, f"sign-in at {width_name} width"))
         page.screenshot(path=artifacts / f"{width_name}-signin.png", full_page=True)
-        page.get_by_label("Email").fill(ids["email"])
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
+        sign_in(page, ids["email"], PASSWORD)
 
         for name, path in pages.items():
             page.goto(url + path)
@@ -215,10 +220,7 @@ def test_failing_requests_read_as_sentences(
     console = watch_console(page)
     page.set_default_timeout(30_000)
     page.goto(f"{url}/signin")
-    page.get_by_label("Email").fill(ids["email"])
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
+    sign_in(page, ids["email"], PASSWORD)
 
     api = re.compile(r"/(api/v1|v1)/")
     failures = {
@@ -274,10 +276,7 @@ def test_an_administrator_manages_people(
         console = watch_console(page)
         page.set_default_timeout(30_000)
         page.goto(f"{url}/signin")
-        page.get_by_label("Email").fill(ADMIN_EMAIL)
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
+        sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
         for name, path in (("people", "/people"), ("usage", "/usage")):
             page.goto(url + path)
             _settle(page)
@@ -291,9 +290,7 @@ def test_an_administrator_manages_people(
     console = watch_console(page)
     page.set_default_timeout(30_000)
     page.goto(f"{url}/signin")
-    page.get_by_label("Email").fill(ADMIN_EMAIL)
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="People").click()
     row = page.get_by_role("row", name=re.compile(re.escape(member)))
     # The member may be on a later page of people.
