@@ -77,27 +77,31 @@ class LocalProvider:
 
     def poll(self, run: ComputeRun) -> int | None:
         assert isinstance(run, LocalRun)
-        return run.process.poll()
+        code = run.process.poll()
+        if code is not None:
+            # The script has exited (done, failed, or it saw the cancel itself); what it
+            # started may outlive it for a while, orphaned: data-loader workers, wandb's
+            # monitor. The job is not over until they are gone.
+            _stop_processes(_job_processes(run.job_id))
+        return code
 
     def stop(self, run: ComputeRun) -> None:
         assert isinstance(run, LocalRun)
         if run.process.poll() is None:
             _stop_tree(run.process.pid)
         run.process.wait()
+        _stop_processes(_job_processes(run.job_id))  # orphans the tree no longer showed
 
     def stop_ref(self, job_id: str, ref: str) -> None:
         """Stop what an earlier (crashed) worker started for this job, if it still runs."""
         if not ref.startswith("local:"):
             return
-        pid = int(ref.split(":", 1)[1])
-        try:
-            process = psutil.Process(pid)
-            if process.environ().get("FORGELINE_JOB_ID") != job_id:
-                return  # the pid was reused by something else
-        except (psutil.Error, ValueError):
-            return
-        log.info("stopping an orphaned training process", job_id=job_id, pid=pid)
-        _stop_tree(pid)
+        # The marker, not the pid, says what is the job's: a pid can be reused, and the
+        # script may be gone while what it started still runs.
+        leftovers = _job_processes(job_id)
+        if leftovers:
+            log.info("stopping an orphaned training run", job_id=job_id, ref=ref)
+            _stop_processes(leftovers)
 
 
 def _stop_tree(pid: int) -> None:
@@ -107,10 +111,27 @@ def _stop_tree(pid: int) -> None:
         tree = [root, *root.children(recursive=True)]
     except psutil.Error:
         return
-    for process in tree:
+    _stop_processes(tree)
+
+
+def _job_processes(job_id: str) -> list[psutil.Process]:
+    """Every process of the job, found by the marker each one inherits from the script, so
+    also those whose parent has exited (re-parented, they are no longer in its tree)."""
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get("FORGELINE_JOB_ID") == job_id:
+                found.append(process)
+    return found
+
+
+def _stop_processes(processes: list[psutil.Process]) -> None:
+    if not processes:
+        return
+    for process in processes:
         with contextlib.suppress(psutil.Error):
             process.terminate()
-    _, alive = psutil.wait_procs(tree, timeout=STOP_GRACE_SECONDS)
+    _, alive = psutil.wait_procs(processes, timeout=STOP_GRACE_SECONDS)
     for process in alive:
         with contextlib.suppress(psutil.Error):
             process.kill()
