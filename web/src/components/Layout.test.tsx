@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { Route, Routes } from "react-router-dom";
 import { describe, expect, it } from "vitest";
 import { ApiClient } from "../api/client";
-import { SESSION, memoryStore, mockFetch, renderWithClient } from "../test/helpers";
+import { ADMIN_SESSION, SESSION, memoryStore, mockFetch, renderWithClient } from "../test/helpers";
 import { Layout, NAV_ITEMS } from "./Layout";
 
 describe("Layout", () => {
@@ -65,8 +65,7 @@ describe("Layout", () => {
     expect(within(nav).queryByRole("link", { name: "People" })).not.toBeInTheDocument();
     member.unmount();
 
-    const admin = { ...SESSION, user: { ...SESSION.user, role: "admin" as const } };
-    renderWithClient(shell, new ApiClient(memoryStore(admin), mockFetch({})));
+    renderWithClient(shell, new ApiClient(memoryStore(ADMIN_SESSION), mockFetch({})));
     nav = screen.getByRole("navigation", { name: "Main" });
     expect(within(nav).getByRole("link", { name: "People" })).toHaveAttribute("href", "/people");
     const labels = Array.from(nav.querySelectorAll("a")).map((a) => a.textContent);

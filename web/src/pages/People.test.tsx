@@ -2,20 +2,10 @@ import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from "vitest";
 import { ApiClient } from "../api/client";
-import type { User } from "../api/types";
-import { SESSION, apiError, json, memoryStore, mockFetch, renderWithClient } from "../test/helpers";
+import { user } from "../test/fixtures";
+import { ADMIN_SESSION, SESSION, apiError, json, memoryStore, mockFetch, renderWithClient } from "../test/helpers";
 import { ADMINS_ONLY, PEOPLE_PAGE, People, disableQuestion } from "./People";
 
-const ADMIN = { ...SESSION, user: { ...SESSION.user, role: "admin" as const } };
-
-const user = (id: string, email: string, over: Partial<User> = {}): User => ({
-  id,
-  email,
-  role: "member",
-  disabled: false,
-  created_at: "2024-05-01T10:00:00Z",
-  ...over,
-});
 
 const ME = user("u1", "ada@example.com", { role: "admin" });
 const ALICE = user("u2", "alice@example.com");
@@ -45,7 +35,7 @@ function rowOf(email: string): HTMLElement {
 describe("People", () => {
   it("lists everyone with their role, joined date and status", async () => {
     const fetch = mockFetch({ "GET /api/v1/admin/users": json({ data: [ME, ALICE, BOB], count: 3 }) });
-    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN), fetch));
+    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN_SESSION), fetch));
 
     expect(screen.getByRole("heading", { level: 1, name: "People" })).toBeInTheDocument();
     expect(await screen.findByRole("table", { name: "People with an account" })).toBeInTheDocument();
@@ -85,7 +75,7 @@ describe("People", () => {
       },
     });
     const confirm = vi.spyOn(window, "confirm").mockReturnValue(true);
-    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN), fetch));
+    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN_SESSION), fetch));
 
     await userEvent.click(await screen.findByRole("button", { name: "Disable alice@example.com" }));
     expect(confirm).toHaveBeenCalledWith(disableQuestion("alice@example.com"));
@@ -107,7 +97,7 @@ describe("People", () => {
       },
     });
     const confirm = vi.spyOn(window, "confirm");
-    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN), fetch));
+    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN_SESSION), fetch));
 
     await userEvent.click(await screen.findByRole("button", { name: "Enable bob@example.com" }));
     expect(await screen.findByRole("button", { name: "Disable bob@example.com" })).toBeInTheDocument();
@@ -119,7 +109,7 @@ describe("People", () => {
   it("sends nothing when the confirmation is cancelled", async () => {
     const fetch = mockFetch({ "GET /api/v1/admin/users": json({ data: [ME, ALICE], count: 2 }) });
     vi.spyOn(window, "confirm").mockReturnValue(false);
-    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN), fetch));
+    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN_SESSION), fetch));
 
     await userEvent.click(await screen.findByRole("button", { name: "Disable alice@example.com" }));
     expect(fetch.mock.calls.filter(([, init]) => init?.method === "PATCH")).toHaveLength(0);
@@ -132,7 +122,7 @@ describe("People", () => {
       "PATCH /api/v1/admin/users/u2": apiError(422, "cannot_disable_self", "You cannot disable your own account."),
     });
     vi.spyOn(window, "confirm").mockReturnValue(true);
-    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN), fetch));
+    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN_SESSION), fetch));
 
     await userEvent.click(await screen.findByRole("button", { name: "Disable alice@example.com" }));
     expect(await screen.findByRole("alert")).toHaveTextContent("You cannot disable your own account.");
@@ -144,7 +134,7 @@ describe("People", () => {
     const fetch = mockFetch({
       "GET /api/v1/admin/users": apiError(403, "admin_required", "Only an administrator can do this."),
     });
-    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN), fetch));
+    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN_SESSION), fetch));
     expect(await screen.findByRole("alert")).toHaveTextContent("Only an administrator can do this.");
     expect(screen.getByRole("button", { name: "Try again" })).toBeInTheDocument();
   });
@@ -163,7 +153,7 @@ describe("People", () => {
         return json({ data: everyone.slice(offset, offset + limit), count: everyone.length });
       },
     });
-    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN), fetch));
+    renderWithClient(<People />, new ApiClient(memoryStore(ADMIN_SESSION), fetch));
 
     expect(await screen.findByText("Showing 1–50 of 120")).toBeInTheDocument();
     const previous = screen.getByRole("button", { name: "Previous" });

@@ -2,8 +2,9 @@ import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ApiClient } from "../api/client";
-import type { UsageCounts, UsageReport, User } from "../api/types";
-import { SESSION, apiError, json, memoryStore, mockFetch, renderWithClient } from "../test/helpers";
+import type { UsageCounts, UsageReport } from "../api/types";
+import { user } from "../test/fixtures";
+import { ADMIN_SESSION, SESSION, apiError, json, memoryStore, mockFetch, renderWithClient } from "../test/helpers";
 import { SESSION_LABEL, Usage, periodStart } from "./Usage";
 
 const counts = (requests: number, prompt: number, completion: number, aborted = 0): UsageCounts => ({
@@ -35,16 +36,6 @@ const report = (over: Partial<UsageReport> = {}): UsageReport => ({
 
 const EMPTY = report({ totals: counts(0, 0, 0), by_deployment: [], by_api_key: [], by_day: [] });
 
-const ADMIN = { ...SESSION, user: { ...SESSION.user, role: "admin" as const } };
-
-const user = (id: string, email: string, over: Partial<User> = {}): User => ({
-  id,
-  email,
-  role: "member",
-  disabled: false,
-  created_at: null,
-  ...over,
-});
 
 const n = (value: number) => value.toLocaleString();
 
@@ -151,7 +142,7 @@ describe("Usage", () => {
         return json(report({ totals: counts(7, 700, 70) }));
       },
     });
-    renderWithClient(<Usage />, new ApiClient(memoryStore(ADMIN), fetch));
+    renderWithClient(<Usage />, new ApiClient(memoryStore(ADMIN_SESSION), fetch));
     const section = await screen.findByRole("region", { name: "Everyone's usage (administrator)" });
     const picker = await within(section).findByLabelText("User");
     expect(within(picker).getAllByRole("option").map((o) => o.textContent)).toEqual([

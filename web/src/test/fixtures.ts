@@ -1,4 +1,4 @@
-import type { Dataset } from "../api/types";
+import type { Dataset, User } from "../api/types";
 
 export const dataset = (over: Partial<Dataset> = {}): Dataset => ({
   id: "ds1",
@@ -26,5 +26,14 @@ export const dataset = (over: Partial<Dataset> = {}): Dataset => ({
   failure_code: null,
   failure_reason: null,
   created_at: null,
+  ...over,
+});
+
+export const user = (id: string, email: string, over: Partial<User> = {}): User => ({
+  id,
+  email,
+  role: "member",
+  disabled: false,
+  created_at: "2024-05-01T10:00:00Z",
   ...over,
 });

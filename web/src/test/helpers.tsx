@@ -45,6 +45,9 @@ export const SESSION: Session = {
   user: { id: "u1", email: "ada@example.com", role: "member", disabled: false, created_at: null },
 };
 
+/** The same person, as an administrator. */
+export const ADMIN_SESSION: Session = { ...SESSION, user: { ...SESSION.user, role: "admin" } };
+
 export function renderWithClient(ui: ReactElement, client: ApiClient, path = "/") {
   return render(
     <MemoryRouter initialEntries={[path]}>
