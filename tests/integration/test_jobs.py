@@ -24,6 +24,7 @@ from tests.factories import SignedInUser, make_user
 from tests.integration.conftest import Stack
 from tests.integration.dataset_helpers import GSM8K_TRAIN, inspected, upload
 from tests.integration.kb_helpers import platform_s3
+from tests.processes import training_processes
 
 ENDED = {"succeeded", "failed", "cancelled"}
 ORDER = ["queued", "validating", "provisioning", "training", "evaluating", "uploading"]
@@ -58,17 +59,6 @@ def sse(
             elif line == "" and data:
                 yield event_id, kind, json.loads(data)
                 event_id, kind, data = None, "message", ""
-
-
-def training_processes(job_id: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get("FORGELINE_JOB_ID") == job_id:
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
 
 
 def test_a_lora_job_trains_evaluates_and_registers_a_model(
