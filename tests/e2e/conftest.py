@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.servers import free_port
 from tests.servers.oidc import OidcProvider, run_oidc_provider
@@ -120,6 +120,18 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
+
+
+def open_page(
+    browser: Browser, *, width: int = 1280, height: int = 900
+) -> tuple[BrowserContext, Page, ConsoleLog]:
+    """A fresh browser context (no session) of this size, with one page whose console is
+    watched and whose waits allow for a busy machine (30 s)."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    console = watch_console(page)
+    page.set_default_timeout(30_000)
+    return context, page, console
 
 
 def watch_console(page: Page) -> ConsoleLog:

@@ -19,7 +19,7 @@ import boto3
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.e2e.conftest import WebStack, watch_console
+from tests.e2e.conftest import WebStack, open_page
 from tests.factories import random_email
 from tests.servers.moto import run_moto
 from tests.servers.platform import REPO
@@ -54,10 +54,7 @@ def test_documents_follow_the_users_own_bucket(
     assert FILING.is_file(), f"FinanceBench filing missing: {FILING}"
     endpoint, s3 = user_bucket
     url = web_stack.url
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    console = watch_console(page)
-    page.set_default_timeout(30_000)
+    context, page, console = open_page(browser)
 
     # Register.
     page.goto(url)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.conftest import OIDC_DISPLAY_NAME, WebStack, watch_console
+from tests.e2e.conftest import OIDC_DISPLAY_NAME, WebStack, open_page
 from tests.factories import random_email
 
 PASSWORD = "correct horse battery staple"
@@ -19,11 +19,8 @@ PASSWORD = "correct horse battery staple"
 def test_register_home_and_api_key(web_stack: WebStack, browser: Browser, artifacts: Path) -> None:
     url = web_stack.url
     email = random_email("e2e")
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context, page, console = open_page(browser, height=860)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
-    page = context.new_page()
-    console = watch_console(page)
-    page.set_default_timeout(30_000)
 
     # Signed out, the client opens on sign-in.
     page.goto(url)
@@ -102,10 +99,7 @@ def test_sign_in_errors_deployments_and_chat(
         assert client.post(
             "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
         ).is_success
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    console = watch_console(page)
-    page.set_default_timeout(30_000)
+    context, page, console = open_page(browser, height=860)
 
     page.goto(f"{url}/deployments")  # signed out: sign in first, then back here
     page.get_by_label("Email").fill(email)
@@ -139,10 +133,7 @@ def test_sign_in_with_a_provider(web_stack: WebStack, browser: Browser, artifact
     url = web_stack.url
     email = random_email("e2e-oidc")
     web_stack.idp.set_account(secrets.token_hex(8), email, email_verified=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    console = watch_console(page)
-    page.set_default_timeout(30_000)
+    context, page, console = open_page(browser, height=860)
 
     page.goto(f"{url}/signin")
     button = page.get_by_role("link", name=f"Continue with {OIDC_DISPLAY_NAME}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import WebStack, watch_console
+from tests.e2e.conftest import WebStack, open_page
 from tests.e2e.quality import QualityReport, check_page, format_reports
 from tests.factories import random_email
 from tests.integration.dataset_helpers import GSM8K_TRAIN
@@ -53,10 +53,7 @@ def test_fine_tune_deploy_chat_and_ask_documents(
 ) -> None:
     url = web_stack.url
     email = random_email("e2e-journey")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    console = watch_console(page)
-    page.set_default_timeout(30_000)
+    context, page, console = open_page(browser)
     # The pages full of live content (chart, log, citations) pass the same quality bar as
     # the quiet ones (test_quality_bar.py): axe-core and no sideways scroll, at both widths.
     quality: list[QualityReport] = []

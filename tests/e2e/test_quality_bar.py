@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, WebStack, watch_console
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, WebStack, open_page
 from tests.e2e.quality import QualityReport, check_page, format_reports
 from tests.e2e.test_journey import chat_dataset
 from tests.factories import login, random_email
@@ -122,10 +122,7 @@ def test_every_page_meets_the_quality_bar(
     pages = {**signed_in_pages(ids), "not-found": "/no-such-page"}
     reports: list[QualityReport] = []
     for width_name, (width, height) in WIDTHS.items():
-        context = browser.new_context(viewport={"width": width, "height": height})
-        page = context.new_page()
-        console = watch_console(page)
-        page.set_default_timeout(30_000)
+        context, page, console = open_page(browser, width=width, height=height)
 
         page.goto(f"{url}/signin")
         expect(page.get_by_role("tab", name="Sign in")).to_be_visible()
@@ -151,10 +148,7 @@ def test_every_page_meets_the_quality_bar(
 
 def test_keyboard_only(web_stack: WebStack, browser: Browser, artifacts: Path) -> None:
     """Sign up, reach a page through the menu, and fill a form, with the keyboard alone."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    console = watch_console(page)
-    page.set_default_timeout(30_000)
+    context, page, console = open_page(browser)
     page.goto(web_stack.url)
 
     # The sign-in card's tabs take one Tab stop; the arrow keys move between them.
@@ -215,10 +209,7 @@ def test_failing_requests_read_as_sentences(
     the API is back."""
     url = web_stack.url
     ids = _user_with_a_bit_of_everything(url, tmp_path)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    console = watch_console(page)
-    page.set_default_timeout(30_000)
+    context, page, console = open_page(browser)
     page.goto(f"{url}/signin")
     sign_in(page, ids["email"], PASSWORD)
 
@@ -271,10 +262,7 @@ def test_an_administrator_manages_people(
         ).is_success
     reports: list[QualityReport] = []
     for width_name, (width, height) in WIDTHS.items():
-        context = browser.new_context(viewport={"width": width, "height": height})
-        page = context.new_page()
-        console = watch_console(page)
-        page.set_default_timeout(30_000)
+        context, page, console = open_page(browser, width=width, height=height)
         page.goto(f"{url}/signin")
         sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
         for name, path in (("people", "/people"), ("usage", "/usage")):
@@ -285,10 +273,7 @@ def test_an_administrator_manages_people(
         context.close()
         assert console.errors == [], console.errors
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    console = watch_console(page)
-    page.set_default_timeout(30_000)
+    context, page, console = open_page(browser)
     page.goto(f"{url}/signin")
     sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="People").click()
