@@ -9,7 +9,7 @@ PROTO_OUT := $(PROTO_SRC:.proto=_pb2.py)
 
 OIDC_PROVIDER := tests/integration/oidc_provider
 
-.PHONY: run test lint proto venv engines bench clean web
+.PHONY: run test checks lint proto venv engines bench clean web
 
 run: venv proto web
 	$(PY) -m services.supervisor
@@ -27,7 +27,8 @@ protos/forgeline/v1/%_pb2.py: protos/forgeline/v1/%.proto | $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=protos --pyi_out=protos \
 		--grpc_python_out=protos $(PROTO_SRC)
 
-# The engines pin their own stacks; each gets its own environment under .engines/.
+# The engines pin their own stacks; each gets its own environment under
+# ~/.cache/forgeline/engines (FORGELINE_ENGINES_DIR), shared by every checkout.
 engines: venv
 	$(PY) -m services.common.engines ensure axolotl
 	$(PY) -m services.common.engines ensure vllm
@@ -55,14 +56,26 @@ $(OIDC_PROVIDER)/node_modules: $(OIDC_PROVIDER)/package-lock.json
 	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund
 	touch $@
 
-test: venv proto engines $(OIDC_PROVIDER)/node_modules web
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services
+# The engines build in the background (minutes on a machine whose cache lacks them) while
+# the checks and the unit tests run, which need none; the first test that needs one waits
+# for it on the build's lock file. Tests run in the order tests/conftest.py sets: unit,
+# integration, e2e; the last lines give the time per folder.
+ENGINES_LOG := .forgeline/engines-build.log
+test: venv proto $(OIDC_PROVIDER)/node_modules web
+	@mkdir -p .forgeline
+	@echo "building the engines in the background (log: $(ENGINES_LOG))"
+	@( $(PY) -m services.common.engines ensure axolotl && \
+	   $(PY) -m services.common.engines ensure vllm ) > $(ENGINES_LOG) 2>&1 & \
+	engines=$$!; \
+	$(MAKE) --no-print-directory checks && \
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests --durations=40; status=$$?; \
+	wait $$engines || { echo "the engine build failed:"; tail -30 $(ENGINES_LOG); status=1; }; \
+	exit $$status
+
+# What `make test` checks before pytest: lint, types, the web client's own tests.
+checks: lint
 	npm --prefix web run typecheck
-	npm --prefix web run lint
 	npm --prefix web run test
-	HF_HUB_OFFLINE=1 $(PY) -m pytest tests --durations=40
 
 bench: venv proto
 	$(PY) -m bench.auth_overhead

@@ -1,9 +1,11 @@
 """Private virtual environments for the engines the platform drives (axolotl, vLLM on CPU).
 
 Each engine pins its own stack (torch, transformers, setuptools...) that cannot share the
-platform's environment, so each gets a venv under `.engines/<name>` (or
-`$FORGELINE_ENGINES_DIR/<name>`). `ensure_engine` builds it on first use and is a no-op
-afterwards; `python -m services.common.engines ensure NAME|status` does the same from a shell
+platform's environment, so each gets a venv under `$FORGELINE_ENGINES_DIR/<name>`, by
+default in the user's cache (`~/.cache/forgeline/engines/<name>`): every checkout on a
+machine, a fresh CI clone included, reuses the same multi-GB build instead of making its
+own. `ensure_engine` builds it on first use and is a no-op afterwards;
+`python -m services.common.engines ensure NAME|status` does the same from a shell
 (`make engines`).
 
 An environment counts as built only when its marker file exists and carries the hash of the
@@ -98,11 +100,14 @@ ENGINES: dict[str, EngineSpec] = {
 
 
 def default_engines_dir() -> Path:
-    """`$FORGELINE_ENGINES_DIR`, else `.engines/` at the repository root."""
+    """`$FORGELINE_ENGINES_DIR`, else `forgeline/engines` in the user's cache folder
+    (`$XDG_CACHE_HOME`, or `~/.cache`). A build is checked against its spec's hash, so a
+    checkout that pins another version rebuilds rather than using the wrong one."""
     configured = os.environ.get(ENGINES_DIR_ENV)
     if configured:
         return Path(configured).absolute()
-    return Path(__file__).resolve().parents[2] / ".engines"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).absolute() / "forgeline" / "engines"
 
 
 def engine_python(name: str, engines_dir: Path | None = None) -> Path:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from tests.paths import TEST_MODELS_DIR
 from tests.servers import free_port
 from tests.servers.oidc import OidcProvider, run_oidc_provider
 from tests.servers.platform import REPO, Platform, platform_env, run_platform
@@ -28,7 +29,7 @@ CHROMIUM = os.environ.get("FORGELINE_E2E_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WEB_INDEX = REPO / "web" / "dist" / "index.html"
 # The bundled model as the integration session converts it (the trainer reads its tokenizer).
-MODELS_DIR = Path(os.environ.get("FORGELINE_TEST_MODELS_DIR", REPO / ".forgeline" / "test-models"))
+MODELS_DIR = TEST_MODELS_DIR
 
 
 OIDC_PROVIDER_NAME = "testidp"

@@ -5,18 +5,17 @@ receiver beside it."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import httpx
 import pytest
 
 from services.common.bundled_model import ensure_hf_model
 from tests.factories import SignedInUser, login, make_user, random_email
+from tests.paths import TEST_MODELS_DIR
 from tests.servers import free_port
 from tests.servers.gce import FakeGce, run_fake_gce
 from tests.servers.moto import run_moto
@@ -26,13 +25,8 @@ from tests.servers.platform import Platform, platform_env, run_platform
 from tests.servers.postgres import run_postgres
 from tests.servers.vllm import VllmServer, run_vllm
 
-# The bundled model, converted once and kept between runs (git-ignored; deterministic).
-MODELS_DIR = Path(
-    os.environ.get(
-        "FORGELINE_TEST_MODELS_DIR",
-        Path(__file__).resolve().parents[2] / ".forgeline" / "test-models",
-    )
-)
+# The bundled model, converted once and kept between runs and clones (deterministic).
+MODELS_DIR = TEST_MODELS_DIR
 OIDC_PROVIDER_NAME = "testidp"
 OIDC_CLIENT_ID = "forgeline-test"
 # Access tokens live 15 minutes (the auth service default); the admin signs in again after 10.

@@ -24,6 +24,9 @@ from tests.integration.conftest import Stack
 from tests.integration.test_deployments import BUNDLED, gone, server_tree, wait_state
 from tests.integration.test_jobs import ENDED, gsm8k_dataset
 
+# Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 
 @dataclass
 class Trained:
@@ -58,8 +61,6 @@ def train_lora(client: httpx.Client, user: SignedInUser, dataset_id: str, name: 
 
 @pytest.fixture(scope="module")
 def trained(stack: Stack) -> Iterator[Trained]:
-    if stack.backend != "sqlite":
-        pytest.skip("training and vLLM run once, on the SQLite stack")
     with httpx.Client(base_url=stack.url, timeout=30) as client:
         user = make_user(client)
         key = make_api_key(client, user, "openai client")["key"]
@@ -77,6 +78,7 @@ def trained(stack: Stack) -> Iterator[Trained]:
         yield Trained(user, key, [done[j]["model_version_id"] for j in jobs])
 
 
+@pytest.mark.both_databases
 def test_what_cannot_be_served_as_an_adapter_is_refused(
     client: httpx.Client, user: SignedInUser
 ) -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.factories import SignedInUser, auth_headers, login, make_api_key, make_user, random_email
+
+# Accounts, sessions, refresh-token families and keys: unique rows and races (tests/README.md).
+pytestmark = pytest.mark.both_databases
 
 
 def test_register_login_me(client: httpx.Client) -> None:

@@ -3,11 +3,18 @@ and answered through the official openai client: the path deployments and RAG bu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import openai
+import pytest
 
 from services.common.bundled_model import ensure_hf_model
+from services.trainer.datasets import Row, token_stats
 from tests.integration.conftest import MODELS_DIR
 from tests.servers.vllm import VllmServer
+
+# Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
+pytestmark = pytest.mark.slow
 
 
 def test_the_bundled_model_is_a_complete_hf_folder() -> None:
@@ -15,6 +22,20 @@ def test_the_bundled_model_is_a_complete_hf_folder() -> None:
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         assert (model_dir / name).is_file()
     assert (model_dir / "model.safetensors").stat().st_size > 400_000_000  # fp32, ~538 MB
+
+
+def test_the_bundled_model_s_own_chat_template_gives_its_token_count() -> None:
+    """The trainer counts a chat dataset's tokens with the model's own chat template
+    (here, not in tests/unit, because it needs the converted model)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_hf_model(MODELS_DIR))
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    encoded = tokenizer.apply_chat_template(messages, tokenize=True)
+    ids = encoded["input_ids"] if isinstance(encoded, Mapping) else encoded
+    stats = token_stats([Row(1, {"messages": messages})], "chat", tokenizer, sequence_len=16)
+    assert stats.total_tokens == len(ids) > 16  # the template adds its default system prompt
+    assert stats.over_sequence_len == 1
 
 
 def test_chat_through_the_openai_client(vllm_server: VllmServer) -> None:

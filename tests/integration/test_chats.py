@@ -7,9 +7,13 @@ deployment in test_deployments.py."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.factories import make_user
 from tests.integration.conftest import Stack
+
+# Chats are locked for appending and ordered by the database (tests/README.md).
+pytestmark = pytest.mark.both_databases
 
 
 def test_chat_sessions_are_stored_and_private(stack: Stack, client: httpx.Client) -> None:

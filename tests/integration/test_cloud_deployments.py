@@ -422,6 +422,7 @@ def test_the_serving_reaper_deletes_a_gce_machine_no_deployment_owns(
         stack.gce.instances.pop(theirs, None)
 
 
+@pytest.mark.both_databases
 def test_a_credential_a_live_deployment_runs_on_cannot_be_deleted(
     stack: Stack, client: httpx.Client, user: SignedInUser, node: FakeNode
 ) -> None:

@@ -34,6 +34,9 @@ from tests.integration.kb_helpers import platform_s3
 from tests.integration.test_gcp_instances import key_json
 from tests.integration.test_jobs import ENDED, gsm8k_dataset, sse
 
+# Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 KEY_ID = "AKIAFORGELINETEST0001"
 SECRET = "moto-accepts-any-secret-but-this-one-must-stay-hidden"
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -171,6 +174,7 @@ def report(stack: Stack, manifest: dict[str, Any], *events: dict[str, Any]) -> d
 # --- credentials -----------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_cloud_credentials_are_checked_stored_and_never_shown(
     stack: Stack, client: httpx.Client, user: SignedInUser
 ) -> None:
@@ -258,8 +262,6 @@ def hub_cache_with_bundled_model(root: Path) -> Path:
 def test_an_aws_job_runs_its_startup_script_and_its_instance_is_terminated(
     stack: Stack, client: httpx.Client, tmp_path: Path
 ) -> None:
-    if stack.backend != "sqlite":
-        pytest.skip("training runs once, on the SQLite stack")
     user = make_user(client)
     credential_id = add_aws_account(client, user)
     # A preference stage, so that DPO runs end to end through the API (SFT runs locally in
@@ -378,6 +380,7 @@ def test_an_aws_job_that_fails_is_cancelled_or_loses_its_machine_leaves_no_insta
     )
 
 
+@pytest.mark.both_databases
 def test_the_reaper_terminates_training_instances_whose_job_is_not_running(
     stack: Stack, client: httpx.Client
 ) -> None:

@@ -32,6 +32,7 @@ def alpaca_jsonl() -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+@pytest.mark.both_databases
 def test_an_alpaca_file_is_detected_checked_and_counted(stack: Stack, client: httpx.Client) -> None:
     user = make_user(client)
     response = upload(client, user, "maths.jsonl", alpaca_jsonl(), name="Maths drills")
@@ -115,6 +116,7 @@ def test_csv_and_parquet_files_and_a_real_gsm8k_slice(stack: Stack, client: http
     assert body["usd"] is None and body["tokens"] > 0 and body["summary"]
 
 
+@pytest.mark.both_databases
 def test_what_cannot_be_a_dataset_is_refused_and_nothing_is_left_behind(
     stack: Stack, client: httpx.Client
 ) -> None:
@@ -132,6 +134,7 @@ def test_what_cannot_be_a_dataset_is_refused_and_nothing_is_left_behind(
     assert s3.list_objects_v2(Bucket="forgeline", Prefix=f"{user.id}/datasets/")["KeyCount"] == 1
 
 
+@pytest.mark.both_databases
 def test_datasets_are_private_and_deleting_one_removes_its_file(
     stack: Stack, client: httpx.Client
 ) -> None:

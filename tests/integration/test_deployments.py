@@ -27,6 +27,9 @@ from tests.factories import SignedInUser, make_api_key, make_user
 from tests.integration import chat_features
 from tests.integration.conftest import Stack
 
+# Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 BUNDLED = "smollm2-135m-instruct"
 MARKER = "FORGELINE_DEPLOYMENT_ID"
 
@@ -103,8 +106,6 @@ def gone(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 @pytest.fixture(scope="module")
 def deployed(stack: Stack) -> Iterator[Deployed]:
-    if stack.backend != "sqlite":
-        pytest.skip("vLLM runs once, on the SQLite stack")
     with httpx.Client(base_url=stack.url, timeout=30) as client:
         user = make_user(client)
         key = make_api_key(client, user, "openai client")["key"]
@@ -372,6 +373,7 @@ def test_stop_leaves_no_process(stack: Stack, client: httpx.Client, deployed: De
     assert caught.value.code == "deployment_not_ready"
 
 
+@pytest.mark.both_databases
 def test_deployment_requests_are_checked(client: httpx.Client, user: SignedInUser) -> None:
     """Runs on both databases: nothing here starts a server."""
     for body, status, code in (

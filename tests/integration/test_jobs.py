@@ -4,7 +4,7 @@ evaluated and registered, and its adapter and merged model are in the object sto
 running job can be cancelled and leaves no process behind.
 
 The training runs happen on the SQLite stack only: they take minutes each, and the database
-does not change what they exercise (the CRUD and error cases run on both)."""
+does not change what they exercise (the refusals run on both: tests/README.md)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ from tests.integration.conftest import Stack
 from tests.integration.dataset_helpers import GSM8K_TRAIN, inspected, upload
 from tests.integration.kb_helpers import platform_s3
 from tests.processes import training_processes
+
+# Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
+pytestmark = pytest.mark.slow
 
 ENDED = {"succeeded", "failed", "cancelled"}
 ORDER = ["queued", "validating", "provisioning", "training", "evaluating", "uploading"]
@@ -64,8 +67,6 @@ def sse(
 def test_a_lora_job_trains_evaluates_and_registers_a_model(
     stack: Stack, client: httpx.Client
 ) -> None:
-    if stack.backend != "sqlite":
-        pytest.skip("training runs once, on the SQLite stack")
     user = make_user(client)
     dataset = gsm8k_dataset(client, user)
     response = client.post(
@@ -153,8 +154,6 @@ def test_a_lora_job_trains_evaluates_and_registers_a_model(
 
 
 def test_cancelling_a_running_job_stops_its_training(stack: Stack, client: httpx.Client) -> None:
-    if stack.backend != "sqlite":
-        pytest.skip("training runs once, on the SQLite stack")
     user = make_user(client)
     dataset = gsm8k_dataset(client, user, rows=32)
     job = client.post(
@@ -186,6 +185,7 @@ def test_cancelling_a_running_job_stops_its_training(stack: Stack, client: httpx
     assert again.json()["state"] == "cancelled"  # cancelling an ended job changes nothing
 
 
+@pytest.mark.both_databases
 def test_what_cannot_be_trained_is_refused_with_a_code(stack: Stack, client: httpx.Client) -> None:
     user, other = make_user(client), make_user(client)
     dataset = gsm8k_dataset(client, user, rows=8)
@@ -255,8 +255,6 @@ def test_what_cannot_be_trained_is_refused_with_a_code(stack: Stack, client: htt
 def test_a_job_survives_its_worker_being_killed(stack: Stack, client: httpx.Client) -> None:
     """SIGKILL the trainer worker and its training process mid-run: the restarted worker
     takes the job over once its lease runs out and resumes from the last checkpoint."""
-    if stack.backend != "sqlite":
-        pytest.skip("training runs once, on the SQLite stack")
     user = make_user(client)
     dataset = gsm8k_dataset(client, user, rows=48)
     job = client.post(

@@ -147,6 +147,7 @@ def test_an_event_from_the_attached_bucket_is_routed_to_its_knowledge_base_at_on
         s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={})
 
 
+@pytest.mark.both_databases
 def test_two_users_attaching_one_bucket_each_get_their_own_index(
     stack: Stack, client: httpx.Client, user_s3: tuple[str, Any]
 ) -> None:
@@ -172,6 +173,7 @@ def test_two_users_attaching_one_bucket_each_get_their_own_index(
     assert foreign.status_code == 404
 
 
+@pytest.mark.both_databases
 def test_what_cannot_be_attached_is_refused_with_a_code(
     stack: Stack, client: httpx.Client, user_s3: tuple[str, Any]
 ) -> None:

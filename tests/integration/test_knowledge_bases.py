@@ -148,6 +148,7 @@ def test_zip_upload_and_unsafe_zip(stack: Stack, client: httpx.Client) -> None:
     assert refused.json()["error"]["code"] == "archive_unsafe_path"
 
 
+@pytest.mark.both_databases
 def test_another_user_sees_nothing(stack: Stack, client: httpx.Client) -> None:
     owner, intruder = make_user(client), make_user(client)
     kb = create_kb(client, owner)
@@ -250,6 +251,7 @@ def test_reconcile_heals_lost_state(stack: Stack, client: httpx.Client) -> None:
 
 
 @pytest.mark.skipif(not FILINGS.is_dir(), reason="FinanceBench filings not present")
+@pytest.mark.both_databases
 def test_killing_the_worker_mid_document_leaves_no_duplicates(
     stack: Stack, client: httpx.Client
 ) -> None:

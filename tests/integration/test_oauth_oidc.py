@@ -6,9 +6,13 @@ import secrets
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import httpx
+import pytest
 
 from tests.factories import SignedInUser, auth_headers, make_user, random_email
 from tests.integration.conftest import OIDC_PROVIDER_NAME, Stack
+
+# Linking identities to accounts by e-mail: unique rows (tests/README.md).
+pytestmark = pytest.mark.both_databases
 
 START = f"/api/v1/auth/oauth/{OIDC_PROVIDER_NAME}/start"
 

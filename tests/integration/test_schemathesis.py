@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.factories import make_api_key
 from tests.integration.conftest import Stack
 
 
+@pytest.mark.both_databases
 def test_no_server_errors_under_fuzzing(stack: Stack, client: httpx.Client, tmp_path: Path) -> None:
     # The administrator's API key reaches every operation, and an API key (unlike a session)
     # cannot be ended by fuzzing /auth/logout mid-run.

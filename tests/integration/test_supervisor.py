@@ -14,6 +14,9 @@ import redis
 
 from tests.servers.platform import platform_env, run_platform, stop_platform
 
+# Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def own_platform_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.factories import SignedInUser, auth_headers, login, make_api_key, make_user
+
+# Counting, paging and disabling users are queries of their own (tests/README.md).
+pytestmark = pytest.mark.both_databases
 
 
 def test_another_users_key_is_not_found(client: httpx.Client, user: SignedInUser) -> None:

@@ -13,6 +13,9 @@ import pytest
 from tests.factories import SignedInUser, make_api_key, make_user
 from tests.integration.conftest import Stack
 
+# Usage is summed and grouped by the database (tests/README.md).
+pytestmark = pytest.mark.both_databases
+
 
 def create_key(client: httpx.Client, user: SignedInUser, **fields: object) -> httpx.Response:
     return client.post("/api/v1/api-keys", json={"name": "limited", **fields}, headers=user.headers)

@@ -184,3 +184,17 @@ def test_status_cli(
     # `ensure` on a built engine prints its python and returns at once.
     assert engines.main(["ensure", "tiny"]) == 0
     assert capsys.readouterr().out.strip() == str(built[1])
+
+
+def test_engines_live_in_the_user_cache_unless_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept outside the checkout, so that a fresh clone reuses the builds (CI, worktrees)."""
+    monkeypatch.delenv(engines.ENGINES_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert engines.default_engines_dir() == tmp_path / "cache" / "forgeline" / "engines"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert engines.default_engines_dir() == tmp_path / "home" / ".cache" / "forgeline" / "engines"
+    monkeypatch.setenv(engines.ENGINES_DIR_ENV, str(tmp_path / "mine"))
+    assert engines.default_engines_dir() == tmp_path / "mine"
