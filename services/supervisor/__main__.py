@@ -1,9 +1,12 @@
 """`make run`: start the embedded stack and every service built so far, print the URL, and
 stop everything in reverse order on Ctrl-C.
 
-Order: Redis-compatible server and S3 store (unless REDIS_URL / S3_ENDPOINT_URL point at
-existing ones) -> auth (which migrates the database) -> gateway. Each must be ready before
-the next starts. If any child dies, everything is stopped and the exit status is 1.
+Order, in three waves, each started together and ready before the next starts:
+the embedded servers (Redis-compatible, S3 store, Chroma; unless REDIS_URL, S3_ENDPOINT_URL
+and CHROMA_URL point at existing ones) -> the gRPC services, each migrating its own tables
+-> the Celery workers and the gateway. Starting a wave together roughly halves the start
+(most of it is Python imports, and there are two cores or more). If any child dies,
+everything is stopped and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -70,7 +75,10 @@ class Stack:
         self.data_dir = settings.data_dir.resolve()
         self.logs = self.data_dir / "logs"
         self.processes: list[ManagedProcess] = []
+        # Started together, stopped together (in reverse order of the waves).
+        self.waves: list[list[ManagedProcess]] = []
         self.env: dict[str, str] = {}
+        self._starting_together = False
 
     def _start(
         self,
@@ -92,9 +100,28 @@ class Stack:
             restartable=restartable,
         )
         self.processes.append(process)
+        if self._starting_together:
+            self.waves[-1].append(process)
+        else:
+            self.waves.append([process])
         print(f"  starting {name} ...", flush=True)
         process.start()
-        process.wait_ready(READY_TIMEOUT)
+        if not self._starting_together:
+            process.wait_ready(READY_TIMEOUT)
+
+    @contextmanager
+    def _together(self) -> Iterator[None]:
+        """Start what `_start` is given in this block at once, then wait until all are ready
+        (the next wave may depend on any of them)."""
+        first = len(self.processes)
+        self.waves.append([])
+        self._starting_together = True
+        try:
+            yield
+        finally:
+            self._starting_together = False
+        for process in self.processes[first:]:
+            process.wait_ready(READY_TIMEOUT)
 
     def start(self) -> None:
         s = self.settings
@@ -118,66 +145,75 @@ class Stack:
             "PUBLIC_URL": self.public_url,
             "PYTHONUNBUFFERED": "1",
         }
-        if "redis_url" in s.model_fields_set:
-            self.env["REDIS_URL"] = s.redis_url
-        else:
-            url = f"redis://127.0.0.1:{s.embedded_redis_port}/0"
-            self.env["REDIS_URL"] = url
-            self._start(
-                "redis",
-                valkey_argv(self.data_dir, s.embedded_redis_port),
-                echo=False,
-                ready=lambda: redis.Redis.from_url(url, socket_timeout=1).ping(),
-            )
-        if "s3_endpoint_url" not in s.model_fields_set:
-            creds = s3_credentials(self.data_dir)
-            self.env |= {
-                "S3_ENDPOINT_URL": f"http://127.0.0.1:{s.embedded_s3_port}",
-                "S3_ACCESS_KEY_ID": creds.access_key_id,
-                "S3_SECRET_ACCESS_KEY": creds.secret_access_key,
-            }
-            client = s3_client(
-                s.model_copy(
-                    update={
-                        "s3_endpoint_url": self.env["S3_ENDPOINT_URL"],
-                        "s3_access_key_id": creds.access_key_id,
-                        "s3_secret_access_key": SecretStr(creds.secret_access_key),
-                    }
+        with self._together():
+            if "redis_url" in s.model_fields_set:
+                self.env["REDIS_URL"] = s.redis_url
+            else:
+                url = f"redis://127.0.0.1:{s.embedded_redis_port}/0"
+                self.env["REDIS_URL"] = url
+                self._start(
+                    "redis",
+                    valkey_argv(self.data_dir, s.embedded_redis_port),
+                    echo=False,
+                    ready=lambda: redis.Redis.from_url(url, socket_timeout=1).ping(),
                 )
-            )
-            # SeaweedFS posts every bucket change to the indexer's webhook.
-            config_dir = write_notification_config(
-                self.data_dir / "seaweedfs",
-                notification_toml(
-                    endpoint=f"http://127.0.0.1:{s.indexer_webhook_port}/events/seaweedfs"
-                ),
-            ).parent
-            self._start(
-                "s3",
-                with_config_dir(weed_argv(self.data_dir, s.embedded_s3_port), config_dir),
-                echo=False,
-                # weed mini reads its admin identity from the standard AWS variables.
-                env={
-                    "AWS_ACCESS_KEY_ID": creds.access_key_id,
-                    "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
-                },
-                ready=lambda: client.list_buckets() is not None,
-            )
+            if "s3_endpoint_url" not in s.model_fields_set:
+                creds = s3_credentials(self.data_dir)
+                self.env |= {
+                    "S3_ENDPOINT_URL": f"http://127.0.0.1:{s.embedded_s3_port}",
+                    "S3_ACCESS_KEY_ID": creds.access_key_id,
+                    "S3_SECRET_ACCESS_KEY": creds.secret_access_key,
+                }
+                client = s3_client(
+                    s.model_copy(
+                        update={
+                            "s3_endpoint_url": self.env["S3_ENDPOINT_URL"],
+                            "s3_access_key_id": creds.access_key_id,
+                            "s3_secret_access_key": SecretStr(creds.secret_access_key),
+                        }
+                    )
+                )
+                # SeaweedFS posts every bucket change to the indexer's webhook.
+                config_dir = write_notification_config(
+                    self.data_dir / "seaweedfs",
+                    notification_toml(
+                        endpoint=f"http://127.0.0.1:{s.indexer_webhook_port}/events/seaweedfs"
+                    ),
+                ).parent
+                self._start(
+                    "s3",
+                    with_config_dir(weed_argv(self.data_dir, s.embedded_s3_port), config_dir),
+                    echo=False,
+                    # weed mini reads its admin identity from the standard AWS variables.
+                    env={
+                        "AWS_ACCESS_KEY_ID": creds.access_key_id,
+                        "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+                    },
+                    ready=lambda: client.list_buckets() is not None,
+                )
+            if "chroma_url" in s.model_fields_set:
+                self.env["CHROMA_URL"] = str(s.chroma_url)
+            else:
+                # A private Chroma server: the indexer writes and the RAG service reads the same
+                # index, and Chroma's on-disk client is only safe within one process.
+                chroma_url = f"http://127.0.0.1:{s.embedded_chroma_port}"
+                self.env["CHROMA_URL"] = chroma_url
+                self._start(
+                    "chroma",
+                    chroma_argv(self.data_dir, s.embedded_chroma_port),
+                    echo=False,
+                    ready=lambda: _http_ok(f"{chroma_url}/api/v2/heartbeat"),
+                )
+        if "s3_endpoint_url" not in s.model_fields_set:
             ensure_bucket(client, s.s3_bucket)
-        if "chroma_url" in s.model_fields_set:
-            self.env["CHROMA_URL"] = str(s.chroma_url)
-        else:
-            # A private Chroma server: the indexer writes and the RAG service reads the same
-            # index, and Chroma's on-disk client is only safe within one process.
-            chroma_url = f"http://127.0.0.1:{s.embedded_chroma_port}"
-            self.env["CHROMA_URL"] = chroma_url
-            self._start(
-                "chroma",
-                chroma_argv(self.data_dir, s.embedded_chroma_port),
-                echo=False,
-                ready=lambda: _http_ok(f"{chroma_url}/api/v2/heartbeat"),
-            )
         python = sys.executable
+        with self._together():
+            self._start_services(python)
+        with self._together():
+            self._start_workers_and_gateway(python)
+
+    def _start_services(self, python: str) -> None:
+        """The gRPC services: each migrates its own tables (SQLite waits on its lock)."""
         self._start(
             "auth",
             [python, "-m", "services.auth"],
@@ -190,7 +226,7 @@ class Stack:
             echo=True,
             ready=lambda: (
                 _grpc_serving(self.env["INDEXER_GRPC_ADDRESS"])
-                and _http_ok(f"http://127.0.0.1:{s.indexer_webhook_port}/healthz")
+                and _http_ok(f"http://127.0.0.1:{self.settings.indexer_webhook_port}/healthz")
             ),
         )
         self._start(
@@ -211,6 +247,10 @@ class Stack:
             echo=True,
             ready=lambda: _grpc_serving(self.env["DEPLOYER_GRPC_ADDRESS"]),
         )
+
+    def _start_workers_and_gateway(self, python: str) -> None:
+        """After the services: a worker's first task may need their tables."""
+        s = self.settings
         self._start(
             "worker",
             [
@@ -276,10 +316,13 @@ class Stack:
         return None
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.process is not None:
+        # A wave at once: each process's stop is mostly waiting for it to exit.
+        for wave in reversed(self.waves):
+            started = [p for p in reversed(wave) if p.process is not None]
+            for process in started:
                 print(f"  stopping {process.name} ...", flush=True)
-                process.stop()
+            with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
+                list(pool.map(lambda process: process.stop(), started))
 
 
 def _banner(url: str) -> str:

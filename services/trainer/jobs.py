@@ -43,7 +43,6 @@ from services.trainer.models import (
 from services.trainer.settings import TrainerSettings
 
 log = get_logger(__name__)
-LEASE_SECONDS = 60
 REPORTED_STATES = {TRAINING, EVALUATING, UPLOADING}
 
 
@@ -329,7 +328,7 @@ def set_state(
     return job
 
 
-def claim(engine: Engine, job_id: str, worker: str) -> TrainingJob | None:
+def claim(engine: Engine, job_id: str, worker: str, lease_seconds: int) -> TrainingJob | None:
     """Take the job's lease, or None when another live worker holds it or it has ended."""
     now = utcnow()
     with session_scope(engine) as db:
@@ -347,18 +346,18 @@ def claim(engine: Engine, job_id: str, worker: str) -> TrainingJob | None:
         ).first()
         if job is None or job.state in TERMINAL:
             return None
-        job.lease_owner, job.lease_until = worker, now + timedelta(seconds=LEASE_SECONDS)
+        job.lease_owner, job.lease_until = worker, now + timedelta(seconds=lease_seconds)
         job.attempts += 1
         db.add(job)
     return job
 
 
-def renew(engine: Engine, job_id: str, worker: str) -> TrainingJob | None:
+def renew(engine: Engine, job_id: str, worker: str, lease_seconds: int) -> TrainingJob | None:
     with session_scope(engine) as db:
         job = db.get(TrainingJob, job_id)
         if job is None or job.lease_owner != worker:
             return None
-        job.lease_until = utcnow() + timedelta(seconds=LEASE_SECONDS)
+        job.lease_until = utcnow() + timedelta(seconds=lease_seconds)
         db.add(job)
     return job
 

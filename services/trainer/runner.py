@@ -55,7 +55,6 @@ from services.trainer.settings import TrainerSettings
 log = get_logger(__name__)
 URL_SECONDS = 7 * 24 * 3600  # S3's longest presigned validity
 POLL_SECONDS = 1.0
-RENEW_SECONDS = 10.0
 
 
 def job_prefix(job: TrainingJob) -> str:
@@ -79,7 +78,7 @@ class JobRunner:
         self.providers = providers
 
     def run(self, job_id: str, worker: str) -> str:
-        job = jobs.claim(self.engine, job_id, worker)
+        job = jobs.claim(self.engine, job_id, worker, self.settings.trainer_lease_seconds)
         if job is None:
             return "skipped"  # ended, or another worker is on it
         if job.cancel_requested:
@@ -278,9 +277,10 @@ class JobRunner:
                     "terminated. Its log is in the cloud console (serial port output).",
                 )
                 return JOB_FAILED
-            if time.monotonic() - renewed > RENEW_SECONDS:
+            lease = self.settings.trainer_lease_seconds
+            if time.monotonic() - renewed > lease / 3:
                 renewed = time.monotonic()
-                if jobs.renew(self.engine, job_id, worker) is None:
+                if jobs.renew(self.engine, job_id, worker, lease) is None:
                     log.warning("lost the job's lease; stopping", job_id=job_id)
                     return "lost"
             time.sleep(POLL_SECONDS)

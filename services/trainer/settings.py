@@ -33,6 +33,9 @@ class TrainerSettings(BaseServiceSettings, CloudEndpointSettings):
     cloud_boot_timeout_seconds: int = Field(45 * 60, ge=30)
     # How often tagged instances in every stored account are matched against running jobs.
     reaper_interval_seconds: int = Field(300, ge=1)
+    # A worker holds a job's lease this long and renews it every third of it; a crashed
+    # worker's job is taken over once it runs out.
+    trainer_lease_seconds: int = Field(60, ge=3)
 
     @property
     def jobs_dir(self) -> Path:

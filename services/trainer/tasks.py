@@ -62,8 +62,9 @@ def _init_process(**_: object) -> None:
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _resume(**_: object) -> None:
-    # A crashed worker's lease runs out within LEASE_SECONDS; look again just after.
-    app.send_task(RESUME_ORPHANS, queue=TRAINING_QUEUE, countdown=jobs.LEASE_SECONDS + 5)
+    # A crashed worker's lease runs out within the lease time; look again just after.
+    countdown = settings.trainer_lease_seconds + 5
+    app.send_task(RESUME_ORPHANS, queue=TRAINING_QUEUE, countdown=countdown)
 
 
 @app.task(name=RUN_JOB)  # type: ignore[untyped-decorator]

@@ -134,6 +134,8 @@ def stack(
             "TRAINER_AWS_IMAGE_ID": "ami-0forgelinetest",
             "TRAINER_GCP_API_ENDPOINT": gce.url,
             "REAPER_INTERVAL_SECONDS": "3",
+            # A killed trainer worker's job is taken over after 10 s, not a minute.
+            "TRAINER_LEASE_SECONDS": "10",
             # Deployments: a dead server is noticed within two seconds, not fifteen.
             "DEPLOYER_HEALTH_INTERVAL_SECONDS": "1",
             "DEPLOYER_HEALTH_FAILURES": "2",

@@ -25,7 +25,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.common.bundled_model import MODEL_ID as BUNDLED_MODEL_ID
-from services.common.engines import engine_python
+from services.common.engines import ENGINES, ensure_engine
 from services.trainer import axolotl_config
 from tests.factories import SignedInUser, make_user
 from tests.integration.conftest import MODELS_DIR, Stack
@@ -308,7 +308,7 @@ def test_an_aws_job_runs_its_startup_script_and_its_instance_is_terminated(
     powered_off = tmp_path / "powered-off"
     env = {
         **os.environ,
-        "FORGELINE_PYTHON": str(engine_python("axolotl")),
+        "FORGELINE_PYTHON": str(ensure_engine(ENGINES["axolotl"])),  # waits for `make test`'s build
         "FORGELINE_WORKDIR": str(tmp_path / "node"),
         "FORGELINE_SHUTDOWN": f"touch {powered_off}",
         "HF_HOME": str(hub_cache_with_bundled_model(tmp_path / "hf")),
