@@ -168,6 +168,10 @@ def build_config(spec: JobSpec) -> dict[str, Any]:
         "sequence_len": hp.sequence_len,
         "sample_packing": False,
         "pad_to_sequence_len": False,
+        # Rows longer than sequence_len are cut short, as the dataset page tells the user,
+        # not dropped (axolotl's default): a dropped held-out row can leave no eval set, and
+        # the held-out loss silently missing.
+        "excess_length_strategy": "truncate",
         "output_dir": OUTPUT_DIR,
         "dataset_prepared_path": "./prepared",
         "num_epochs": hp.epochs,

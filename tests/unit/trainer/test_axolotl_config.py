@@ -46,6 +46,8 @@ def test_a_cpu_lora_sft_config_is_what_axolotl_needs_on_cpu() -> None:
     assert config["plugins"] == [ac.EVENTS_PLUGIN]
     assert config["wandb_mode"] == "offline"
     assert "api_key" not in json.dumps(config)  # secrets never go in the config
+    # Long rows are cut short, as the dataset page says, so a held-out row is never lost.
+    assert config["excess_length_strategy"] == "truncate"
 
 
 def test_gpu_qlora_full_sharded_and_preference_stages() -> None:
