@@ -1,4 +1,4 @@
-"""The whole suite's order, its split over two workers, and its time summary.
+"""The whole suite's order and its time summary.
 
 Order, for early failure: `unit` (pure logic, seconds), then `integration`, then `e2e`.
 Inside `integration`, the PostgreSQL run (only the tests marked `both_databases`) comes
@@ -49,31 +49,6 @@ def _rank(item: pytest.Item) -> tuple[int, int, int]:
     )
 
 
-def xdist_group_of(item: pytest.Item) -> str:
-    """Under `-n 2 --dist loadgroup` (make test), what must run on one worker: a stack's
-    tests share its session platform, e2e tests share theirs, and a module's tests share its
-    module fixtures. Unit tests go wherever a worker is free."""
-    folder, backend = folder_of(item), backend_of(item)
-    if backend:
-        return f"stack-{backend}"
-    if folder == "e2e":
-        return "e2e"
-    if folder == "unit":
-        return item.nodeid
-    return item.nodeid.split("::", 1)[0]
-
-
-# The longest group first, so that the other worker takes the rest meanwhile (the SQLite
-# stack alone is about as long as everything else put together).
-_WORKER_ORDER = ("unit", "stack-sqlite", "e2e", "stack-postgresql")
-
-
-def _worker_rank(item: pytest.Item) -> tuple[int, int, int]:
-    group = "unit" if folder_of(item) == "unit" else xdist_group_of(item)
-    first = _WORKER_ORDER.index(group) if group in _WORKER_ORDER else len(_WORKER_ORDER)
-    return (first, *_rank(item)[1:])
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Only the `both_databases` tests run on the PostgreSQL stack.
@@ -83,11 +58,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (dropped if single else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-    for item in kept:
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
     # Stable: within a rank, pytest's own order (grouped by fixture) stands.
-    rank = _worker_rank if hasattr(config, "workerinput") else _rank
-    items[:] = sorted(kept, key=rank)
+    items[:] = sorted(kept, key=_rank)
 
 
 class FolderClock:

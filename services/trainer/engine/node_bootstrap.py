@@ -113,7 +113,12 @@ def upload(url: str, source: Path) -> None:
 
 
 def tar_folder(folder: Path, target: Path, *, skip: tuple[str, ...] = ()) -> Path:
-    with tarfile.open(target, "w:gz", compresslevel=1) as archive:
+    # Still gzip, so that every reader (the deployer, `tar -xzf` on a node) is unchanged,
+    # but stored, not deflated: on the bundled model's 538 MB merged folder level 1 took
+    # 13.7 s to write and 7.2 s to read back for a 2x smaller file, level 0 2.1 s and 2.3 s.
+    # Trained weights compress less than that dequantised base, and the bytes only travel
+    # to the object store beside the node.
+    with tarfile.open(target, "w:gz", compresslevel=0) as archive:
         for child in sorted(folder.iterdir()):
             if not child.name.startswith(skip):
                 archive.add(child, arcname=child.name)
