@@ -67,9 +67,11 @@ test: venv proto $(OIDC_PROVIDER)/node_modules web
 	@( $(PY) -m services.common.engines ensure axolotl && \
 	   $(PY) -m services.common.engines ensure vllm ) > $(ENGINES_LOG) 2>&1 & \
 	engines=$$!; \
-	$(MAKE) --no-print-directory checks && \
+	started=$$(date +%s); $(MAKE) --no-print-directory checks && \
+	echo "checks took $$(( $$(date +%s) - started )) s" && \
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests --durations=40; status=$$?; \
 	wait $$engines || { echo "the engine build failed:"; tail -30 $(ENGINES_LOG); status=1; }; \
+	grep -h "ready in" $(ENGINES_LOG) || echo "engines: already built (cache)"; \
 	exit $$status
 
 # What `make test` checks before pytest: lint, types, the web client's own tests.

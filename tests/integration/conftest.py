@@ -15,6 +15,7 @@ import pytest
 
 from services.common.bundled_model import ensure_hf_model
 from tests.factories import SignedInUser, login, make_user, random_email
+from tests.integration.job_helpers import TrainedVersions, train_versions
 from tests.paths import TEST_MODELS_DIR
 from tests.servers import free_port
 from tests.servers.gce import FakeGce, run_fake_gce
@@ -163,6 +164,14 @@ def client(stack: Stack) -> Iterator[httpx.Client]:
 @pytest.fixture
 def user(client: httpx.Client) -> SignedInUser:
     return make_user(client)
+
+
+@pytest.fixture(scope="session")
+def trained_versions(stack: Stack) -> TrainedVersions:
+    """Two LoRA versions trained once per session on the stack (about two minutes): the
+    evaluated 8-step run test_jobs.py examines, and a 2-step one. Tests that need trained
+    versions (adapters on one server) share them instead of training their own."""
+    return train_versions(stack.url)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
-"""LoRA adapter deployments through the real platform: two versions fine-tuned (two LoRA steps
-each) on the bundled SmolLM2, served as base + adapters by ONE vLLM server (`--enable-lora`),
-each adapter answering to its own `model` through the gateway's `/v1`, with the official
-openai client. A server killed outright comes back with both adapters; a stop ends both.
+"""LoRA adapter deployments through the real platform: the session's two versions fine-tuned
+on the bundled SmolLM2 (the `trained_versions` fixture), served as base + adapters by ONE
+vLLM server (`--enable-lora`), each adapter answering to its own `model` through the
+gateway's `/v1`, with the official openai client. A server killed outright comes back with
+both adapters; a stop ends both.
 
 vLLM runs on the SQLite stack only, like test_deployments.py; the refusals run on both.
 """
@@ -10,72 +11,19 @@ from __future__ import annotations
 
 import secrets
 import signal
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.factories import SignedInUser, make_api_key, make_user
+from tests.factories import SignedInUser, make_user
 from tests.integration.conftest import Stack
+from tests.integration.job_helpers import TrainedVersions
 from tests.integration.test_deployments import BUNDLED, gone, server_tree, wait_state
-from tests.integration.test_jobs import ENDED, gsm8k_dataset
 
 # Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Trained:
-    user: SignedInUser
-    key: str
-    versions: list[str]  # two LoRA model versions of the bundled model
-
-
-def train_lora(client: httpx.Client, user: SignedInUser, dataset_id: str, name: str) -> str:
-    response = client.post(
-        "/api/v1/jobs",
-        json={
-            "name": name,
-            "dataset_id": dataset_id,
-            "method": "lora",
-            "hyperparameters": {
-                "max_steps": 2,
-                "sequence_len": 256,
-                "micro_batch_size": 1,
-                "gradient_accumulation_steps": 1,
-                "learning_rate": 1e-3,
-                "eval_steps": 2,
-                "save_steps": 2,
-            },
-            "benchmark": "none",
-        },
-        headers=user.headers,
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-@pytest.fixture(scope="module")
-def trained(stack: Stack) -> Iterator[Trained]:
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
-        user = make_user(client)
-        key = make_api_key(client, user, "openai client")["key"]
-        dataset = gsm8k_dataset(client, user, rows=16)
-        jobs = [train_lora(client, user, dataset["id"], n) for n in ("Tutor", "Poet")]
-        deadline = time.monotonic() + 1200
-        done: dict[str, dict[str, Any]] = {}
-        while len(done) < len(jobs) and time.monotonic() < deadline:
-            for job_id in jobs:
-                job = client.get(f"/api/v1/jobs/{job_id}", headers=user.headers).json()
-                if job["state"] in ENDED:
-                    done[job_id] = job
-            time.sleep(2)
-        assert all(done.get(j, {}).get("state") == "succeeded" for j in jobs), done
-        yield Trained(user, key, [done[j]["model_version_id"] for j in jobs])
 
 
 @pytest.mark.both_databases
@@ -101,9 +49,9 @@ def test_what_cannot_be_served_as_an_adapter_is_refused(
 
 
 def test_two_adapters_answer_from_one_server(
-    stack: Stack, client: httpx.Client, trained: Trained
+    stack: Stack, client: httpx.Client, trained_versions: TrainedVersions
 ) -> None:
-    user, (first, second) = trained.user, trained.versions
+    user, (first, second) = trained_versions.user, trained_versions.versions
     suffix = secrets.token_hex(3)
     tutor, poet = f"tutor-{suffix}", f"poet-{suffix}"
 
@@ -148,7 +96,7 @@ def test_two_adapters_answer_from_one_server(
     assert "--enable-lora" in argv and argv[argv.index("--max-loras") + 1] == "2"
     assert argv[argv.index("--served-model-name") + 1] == "forgeline/base"
 
-    api = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=trained.key, max_retries=0)
+    api = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=trained_versions.key, max_retries=0)
     assert sorted(m.id for m in api.models.list().data) == sorted([tutor, poet])
     assert api.models.retrieve(poet).id == poet
 

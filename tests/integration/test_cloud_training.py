@@ -30,9 +30,9 @@ from services.trainer import axolotl_config
 from tests.factories import SignedInUser, make_user
 from tests.integration.conftest import MODELS_DIR, Stack
 from tests.integration.dataset_helpers import GSM8K_TRAIN, inspected, upload
+from tests.integration.job_helpers import ENDED, gsm8k_dataset, sse
 from tests.integration.kb_helpers import platform_s3
 from tests.integration.test_gcp_instances import key_json
-from tests.integration.test_jobs import ENDED, gsm8k_dataset, sse
 
 # Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
 pytestmark = pytest.mark.slow

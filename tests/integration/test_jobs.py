@@ -9,87 +9,32 @@ does not change what they exercise (the refusals run on both: tests/README.md)."
 from __future__ import annotations
 
 import io
-import json
 import signal
 import tarfile
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import psutil
 import pytest
 
-from tests.factories import SignedInUser, make_user
+from tests.factories import make_user
 from tests.integration.conftest import Stack
-from tests.integration.dataset_helpers import GSM8K_TRAIN, inspected, upload
+from tests.integration.job_helpers import ENDED, TrainedVersions, gsm8k_dataset, sse
 from tests.integration.kb_helpers import platform_s3
 from tests.processes import training_processes
 
 # Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
 pytestmark = pytest.mark.slow
 
-ENDED = {"succeeded", "failed", "cancelled"}
 ORDER = ["queued", "validating", "provisioning", "training", "evaluating", "uploading"]
 
 
-def gsm8k_dataset(client: httpx.Client, user: SignedInUser, rows: int = 48) -> dict[str, Any]:
-    data = b"".join(GSM8K_TRAIN.read_bytes().splitlines(keepends=True)[:rows])
-    dataset = inspected(client, user, upload(client, user, "gsm8k.jsonl", data).json()["id"])
-    assert dataset["state"] == "ready", dataset
-    return dataset
-
-
-def sse(
-    client: httpx.Client, user: SignedInUser, job_id: str, **headers: str
-) -> Iterator[tuple[str | None, str, dict[str, Any]]]:
-    """(id, event, data) of every event until the stream closes."""
-    with client.stream(
-        "GET",
-        f"/api/v1/jobs/{job_id}/events",
-        headers={**user.headers, **headers},
-        timeout=httpx.Timeout(30, read=120),
-    ) as response:
-        assert response.status_code == 200, response.read()
-        event_id, kind, data = None, "message", ""
-        for line in response.iter_lines():
-            if line.startswith("id: "):
-                event_id = line[4:]
-            elif line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                data = line[6:]
-            elif line == "" and data:
-                yield event_id, kind, json.loads(data)
-                event_id, kind, data = None, "message", ""
-
-
 def test_a_lora_job_trains_evaluates_and_registers_a_model(
-    stack: Stack, client: httpx.Client
+    stack: Stack, client: httpx.Client, trained_versions: TrainedVersions
 ) -> None:
-    user = make_user(client)
-    dataset = gsm8k_dataset(client, user)
-    response = client.post(
-        "/api/v1/jobs",
-        json={
-            "name": "GSM8K tutor",
-            "dataset_id": dataset["id"],
-            "preset": "quick",
-            "hyperparameters": {
-                "max_steps": 8,
-                "sequence_len": 256,
-                "micro_batch_size": 2,
-                "gradient_accumulation_steps": 1,
-                "learning_rate": 1e-3,
-                "eval_steps": 4,
-                "save_steps": 4,
-            },
-            "benchmark_sample": 2,
-        },
-        headers=user.headers,
-    )
-    assert response.status_code == 201, response.text
-    job = response.json()
+    """The session's evaluated run (TUTOR_JOB), examined from its creation to its artefacts."""
+    user, dataset, job = trained_versions.user, trained_versions.dataset, trained_versions.created
     assert job["state"] == "queued" and job["max_steps"] == 8
 
     config = client.get(f"/api/v1/jobs/{job['id']}/config", headers=user.headers)
@@ -114,10 +59,12 @@ def test_a_lora_job_trains_evaluates_and_registers_a_model(
     assert evaluation["benchmark"] == "gsm8k" and evaluation["sample"] == 2
     assert evaluation["base_score"] is not None and evaluation["tuned_score"] is not None
     assert evaluation["held_out_loss"] is not None
+    # Registered beside the session's other version (POET_JOB), and only those two.
     versions = client.get("/api/v1/models", headers=user.headers).json()["data"]
-    assert [v["id"] for v in versions] == [done["model_version_id"]]
-    assert versions[0]["base_model"] == "smollm2-135m-instruct" and versions[0]["has_adapter"]
-    assert versions[0]["metrics"]["steps"] == 8
+    assert {v["id"] for v in versions} == set(trained_versions.versions)
+    (tutor,) = [v for v in versions if v["id"] == done["model_version_id"]]
+    assert tutor["base_model"] == "smollm2-135m-instruct" and tutor["has_adapter"]
+    assert tutor["metrics"]["steps"] == 8
 
     s3 = platform_s3(stack.platform)
     prefix = f"{user.id}/jobs/{job['id']}/artefacts/"
