@@ -244,7 +244,11 @@ class JobRunner:
                 json.loads(line)
                 for _, line in zip(range(job.benchmark_sample), lines, strict=False)
             ]
-        return {"benchmark": "gsm8k", "questions": questions, "max_new_tokens": 256}
+        return {
+            "benchmark": "gsm8k",
+            "questions": questions,
+            "max_new_tokens": self.settings.trainer_benchmark_max_new_tokens,
+        }
 
     # --- watching ---------------------------------------------------------------------------
 

@@ -23,6 +23,9 @@ class TrainerSettings(BaseServiceSettings, CloudEndpointSettings):
     public_url: str = "http://127.0.0.1:8000"
     # The GSM8K questions jobs are evaluated on (the first `benchmark_sample` of them).
     gsm8k_path: Path = Path(__file__).resolve().parents[2].parent / "shared/data/gsm8k/test.jsonl"
+    # The longest answer generated per benchmark question, for the base and the tuned model:
+    # GSM8K's worked answers need about 256 tokens (tests lower it: they check the path).
+    trainer_benchmark_max_new_tokens: int = Field(256, ge=8, le=4096)
     # Where local runs keep their manifest, working folder and log.
     trainer_jobs_dir: Path | None = None
 

@@ -82,6 +82,8 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
             # every few seconds rather than every minute.
             RAG_ALLOW_PRIVATE_BUCKET_ENDPOINTS="true",
             ATTACHED_RECONCILE_INTERVAL_SECONDS="5",
+            # The journey checks that an evaluation is shown, not its score: short answers.
+            TRAINER_BENCHMARK_MAX_NEW_TOKENS="48",
         )
         with run_platform(data_dir, env) as platform:
             admin = httpx.post(

@@ -1,6 +1,6 @@
-"""The chat features of /v1/chat/completions against the module's one real deployment
-(test_deployments.py runs these, so no second vLLM server starts): prompt templates, answers
-from documents with citations, and chat history recorded by `chat_id`."""
+"""The chat features of /v1/chat/completions against the session's one real deployment
+(`deployed`; test_deployments.py runs these, so no second vLLM server starts): prompt
+templates, answers from documents with citations, and chat history recorded by `chat_id`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.integration.conftest import Stack
 from tests.integration.kb_helpers import create_kb, upload, wait_for_documents
 
 if TYPE_CHECKING:
-    from tests.integration.test_deployments import Deployed
+    from tests.integration.deployment_helpers import Deployed
 
 TOWER = (
     "The Eiffel Tower in Paris was finished in 1889. It is 330 metres tall and was the "

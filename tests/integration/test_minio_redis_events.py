@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 import threading
 import time
 import uuid
@@ -23,8 +22,8 @@ from structlog.testing import capture_logs
 
 from services.indexer.events import BucketEvent
 from services.indexer.redis_events import RedisListConsumer
-from services.supervisor.embedded import valkey_argv
-from tests.servers import free_port, stop_process_group, wait_until
+from tests.servers import free_port, wait_until
+from tests.servers.valkey import run_valkey
 
 pytestmark = pytest.mark.integration
 
@@ -33,27 +32,8 @@ FIXTURE = Path(__file__).parents[1] / "unit/indexer/fixtures/minio_doc_redis_acc
 
 @pytest.fixture(scope="module")
 def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    work = tmp_path_factory.mktemp("valkey")
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    with (work / "valkey.log").open("wb") as log:
-        process = subprocess.Popen(
-            valkey_argv(work, port),
-            cwd=work,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_until(
-            lambda: bool(redis.Redis.from_url(url, socket_timeout=1).ping()),
-            timeout=20,
-            what="valkey",
-            alive=lambda: process.poll() is None,
-        )
+    with run_valkey(tmp_path_factory.mktemp("valkey")) as url:
         yield url
-    finally:
-        stop_process_group(process)
 
 
 @pytest.fixture

@@ -13,19 +13,20 @@ import pytest
 import redis
 
 from tests.servers.platform import platform_env, run_platform, stop_platform
+from tests.servers.valkey import run_valkey
 
 # Trains, serves or starts platforms: runs after the rest of the folder (tests/conftest.py).
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def own_platform_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("supervised")
-
-
-def test_ctrl_c_stops_everything(own_platform_dir: Path) -> None:
-    env = platform_env(own_platform_dir)
-    with run_platform(own_platform_dir, env) as platform:
+def test_ctrl_c_stops_everything_and_a_restart_keeps_the_data(tmp_path: Path) -> None:
+    """Ctrl-C leaves no process behind; a second start on the same folder keeps the accounts,
+    and with REDIS_URL set it uses that Redis instead of starting its own. (One test: each
+    platform start costs about twenty seconds here, and the restart needs the first run.)"""
+    data_dir = tmp_path / "supervised"
+    env = platform_env(data_dir)
+    email, password = "keeper@example.com", "a long passphrase kept"
+    with run_platform(data_dir, env) as platform:
         output = platform.log_path.read_text()
         assert f"Forgeline is running at {platform.url}" in output
         assert "/api/v1/auth/register" in output  # the first-login hint
@@ -37,7 +38,7 @@ def test_ctrl_c_stops_everything(own_platform_dir: Path) -> None:
 
         # The embedded servers are real: Redis answers, S3 holds the platform's bucket.
         assert redis.Redis(port=int(env["EMBEDDED_REDIS_PORT"])).ping()
-        creds = json.loads((own_platform_dir / "s3-credentials.json").read_text())
+        creds = json.loads((data_dir / "s3-credentials.json").read_text())
         s3 = boto3.client(
             "s3",
             endpoint_url=f"http://127.0.0.1:{env['EMBEDDED_S3_PORT']}",
@@ -46,6 +47,9 @@ def test_ctrl_c_stops_everything(own_platform_dir: Path) -> None:
             region_name="us-east-1",
         )
         assert "forgeline" in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        httpx.post(
+            f"{platform.url}/api/v1/auth/register", json={"email": email, "password": password}
+        ).raise_for_status()
 
         assert stop_platform(platform) == 0  # SIGINT, as Ctrl-C sends
         _gone, alive = psutil.wait_procs(children, timeout=10)
@@ -54,29 +58,19 @@ def test_ctrl_c_stops_everything(own_platform_dir: Path) -> None:
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{platform.url}/healthz", timeout=2)
 
-
-def test_data_survives_a_restart_and_external_redis_is_used(own_platform_dir: Path) -> None:
-    """A second start on the same folder keeps accounts, and honours REDIS_URL."""
-    first = platform_env(own_platform_dir)
-    with run_platform(own_platform_dir, first) as platform:
-        email, password = "keeper@example.com", "a long passphrase kept"
-        httpx.post(
-            f"{platform.url}/api/v1/auth/register", json={"email": email, "password": password}
-        ).raise_for_status()
-        redis_port = first["EMBEDDED_REDIS_PORT"]
-        # Now point a second platform at this one's Redis: it must not start its own.
-        second_dir = own_platform_dir.parent / (own_platform_dir.name + "-second")
-        second = platform_env(second_dir, REDIS_URL=f"redis://127.0.0.1:{redis_port}/5")
-        with run_platform(second_dir, second) as other:
-            children = psutil.Process(other.process.pid).children(recursive=True)
+    (tmp_path / "external").mkdir()
+    with run_valkey(tmp_path / "external") as redis_url:
+        restarted = platform_env(data_dir, REDIS_URL=redis_url.removesuffix("/0") + "/5")
+        with run_platform(data_dir, restarted) as platform:
+            children = psutil.Process(platform.process.pid).children(recursive=True)
             assert not any("valkey-server" in " ".join(c.cmdline()) for c in children)
-            assert httpx.get(f"{other.url}/healthz").status_code == 200
-    restarted = platform_env(own_platform_dir)
-    with run_platform(own_platform_dir, restarted) as platform:
-        login = httpx.post(
-            f"{platform.url}/api/v1/auth/login", json={"email": email, "password": password}
-        )
-        assert login.status_code == 200
+            assert httpx.get(f"{platform.url}/healthz").status_code == 200
+            login = httpx.post(
+                f"{platform.url}/api/v1/auth/login", json={"email": email, "password": password}
+            )
+            assert login.status_code == 200
+            # The platform's own queues and events now live in the external Redis.
+            assert redis.Redis.from_url(redis_url.removesuffix("/0") + "/5").dbsize() > 0
 
 
 def test_a_dying_service_stops_the_stack(tmp_path: Path) -> None:
