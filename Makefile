@@ -56,25 +56,31 @@ $(OIDC_PROVIDER)/node_modules: $(OIDC_PROVIDER)/package-lock.json
 	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund
 	touch $@
 
-# The engines build in the background (minutes on a machine whose cache lacks them) while
-# the checks and the unit tests run, which need none; the first test that needs one waits
-# for it on the build's lock file. Tests run in the order tests/conftest.py sets: unit,
+# Two background jobs beside pytest, so that the second core works while the first runs the
+# (single-process) tests: the engine build (minutes on a machine whose cache lacks them; the
+# first test that needs an engine waits for it on the build's lock file), and the checks
+# (lint, types, the web client's own tests: about 100 s), whose output is printed, and whose
+# failure fails the run, at the end. Tests run in the order tests/conftest.py sets: unit,
 # integration, e2e; the last lines give the time per folder.
 ENGINES_LOG := .forgeline/engines-build.log
+CHECKS_LOG := .forgeline/checks.log
 test: venv proto $(OIDC_PROVIDER)/node_modules web
 	@mkdir -p .forgeline
-	@echo "building the engines in the background (log: $(ENGINES_LOG))"
+	@echo "building the engines and running the checks in the background (logs: $(ENGINES_LOG), $(CHECKS_LOG))"
 	@( $(PY) -m services.common.engines ensure axolotl && \
 	   $(PY) -m services.common.engines ensure vllm ) > $(ENGINES_LOG) 2>&1 & \
 	engines=$$!; \
-	started=$$(date +%s); $(MAKE) --no-print-directory checks && \
-	echo "checks took $$(( $$(date +%s) - started )) s" && \
+	( started=$$(date +%s); $(MAKE) --no-print-directory checks; code=$$?; \
+	  echo "checks took $$(( $$(date +%s) - started )) s"; exit $$code ) > $(CHECKS_LOG) 2>&1 & \
+	checks=$$!; \
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests --durations=40; status=$$?; \
 	wait $$engines || { echo "the engine build failed:"; tail -30 $(ENGINES_LOG); status=1; }; \
 	grep -h "ready in" $(ENGINES_LOG) || echo "engines: already built (cache)"; \
+	if wait $$checks; then tail -1 $(CHECKS_LOG); \
+	else echo "the checks failed:"; cat $(CHECKS_LOG); status=1; fi; \
 	exit $$status
 
-# What `make test` checks before pytest: lint, types, the web client's own tests.
+# What `make test` checks beside pytest: lint, types, the web client's own tests.
 checks: lint
 	npm --prefix web run typecheck
 	npm --prefix web run test
