@@ -15,11 +15,20 @@ run: venv proto web
 	$(PY) -m services.supervisor
 
 # One resolver run for the platform's own dependencies; constraints.txt pins every version
-# (torch==2.13.0 among them) so that nothing pulls a different stack.
+# (torch==2.13.0 among them) so that nothing pulls a different stack. uv does the install:
+# the same resolution and the same versions as pip (pip freeze is identical), in 8 s rather
+# than pip's 2 minutes on a clean clone, because it downloads and unpacks in parallel. uv
+# reads no pip.conf, so pip's find-links (where a machine keeps wheels such as the CPU torch
+# build) is handed over to it.
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+PIP_FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --progress-bar on -c constraints.txt -e '.[dev]'
+	test -x $(UV) || $(PIP) install --quiet uv==$(UV_VERSION)
+	$(UV) pip install --python $(PY) $(foreach d,$(PIP_FIND_LINKS),--find-links $(d)) \
+	  -c constraints.txt -e '.[dev]'
 	touch $@
 
 proto: venv $(PROTO_OUT)
