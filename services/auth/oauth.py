@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import requests
+import httpx2
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.requests_client import OAuth2Session
+from authlib.integrations.httpx_client import OAuth2Client
 from cachetools import TTLCache
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -37,9 +37,18 @@ from services.common.errors import (
     Unauthenticated,
     Unavailable,
 )
+from services.common.outbound import (
+    OutboundPolicy,
+    OutboundRefused,
+    guarded_client,
+    guarded_transport,
+    policy_for,
+)
 from services.common.timestamps import utcnow
 
 HTTP_TIMEOUT = 10
+# Discovery documents, key sets, tokens and profiles are small; more is not a provider.
+MAX_PROVIDER_RESPONSE_BYTES = 1024 * 1024
 GOOGLE_DISCOVERY = "https://accounts.google.com/.well-known/openid-configuration"
 GITHUB = {
     "authorization_endpoint": "https://github.com/login/oauth/authorize",
@@ -64,23 +73,46 @@ def _provider(ctx: AuthContext, name: str) -> OAuthProviderConfig:
     raise NotFound("oauth_provider_not_found", f"Sign-in with '{name}' is not configured.")
 
 
-def _get_json(url: str, **kwargs: Any) -> Any:
+def _policy(ctx: AuthContext) -> OutboundPolicy:
+    """Every call to a provider (discovery, keys, token, profile) goes through the outbound
+    guard: a discovery document names the other URLs, so it must not send us inside our own
+    network. A provider on a private network (a Keycloak in the VPC) needs the operator's
+    OAUTH_ALLOW_PRIVATE_PROVIDERS or OUTBOUND_ALLOWED_NETWORKS."""
+    return policy_for(
+        ctx.settings,
+        purpose="sign-in provider",
+        allow_private=ctx.settings.oauth_allow_private_providers,
+    )
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    reason = f" ({exc.message})" if isinstance(exc, OutboundRefused) else ""
+    return Unavailable(
+        "oauth_provider_unavailable", f"The sign-in provider could not be reached{reason}."
+    )
+
+
+def _get_json(ctx: AuthContext, url: str, **kwargs: Any) -> Any:
     try:
-        response = requests.get(url, timeout=HTTP_TIMEOUT, **kwargs)
-        response.raise_for_status()
-        return response.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise Unavailable(
-            "oauth_provider_unavailable", "The sign-in provider could not be reached."
-        ) from exc
+        with guarded_client(
+            _policy(ctx),
+            timeout=HTTP_TIMEOUT,
+            max_response_bytes=MAX_PROVIDER_RESPONSE_BYTES,
+            flavour=httpx2,
+        ) as http:
+            response = http.get(url, **kwargs)
+            response.raise_for_status()
+            return response.json()
+    except (httpx2.HTTPError, OutboundRefused, ValueError) as exc:
+        raise _unavailable(exc) from exc
 
 
-def _metadata(provider: OAuthProviderConfig) -> dict[str, Any]:
+def _metadata(ctx: AuthContext, provider: OAuthProviderConfig) -> dict[str, Any]:
     if provider.preset == "github":
         return GITHUB
     url = provider.discovery_url or GOOGLE_DISCOVERY
     if url not in _metadata_cache:
-        _metadata_cache[url] = _get_json(url)
+        _metadata_cache[url] = _get_json(ctx, url)
     return _metadata_cache[url]
 
 
@@ -90,13 +122,18 @@ def _scope(provider: OAuthProviderConfig) -> str:
     return "read:user user:email" if provider.preset == "github" else "openid email profile"
 
 
-def _client(provider: OAuthProviderConfig, redirect_uri: str) -> OAuth2Session:
-    return OAuth2Session(
+def _client(ctx: AuthContext, provider: OAuthProviderConfig, redirect_uri: str) -> OAuth2Client:
+    return OAuth2Client(
         provider.client_id,
         provider.client_secret.get_secret_value(),
         scope=_scope(provider),
         redirect_uri=redirect_uri,
         code_challenge_method="S256",
+        transport=guarded_transport(
+            _policy(ctx), max_response_bytes=MAX_PROVIDER_RESPONSE_BYTES, flavour=httpx2
+        ),
+        trust_env=False,
+        timeout=HTTP_TIMEOUT,
     )
 
 
@@ -108,10 +145,10 @@ def start(ctx: AuthContext, *, provider_name: str, redirect_uri: str) -> tuple[s
     """Returns (authorization URL, state). The state is also bound to the browser by the
     gateway's cookie, so a login started in one browser cannot finish in another."""
     provider = _provider(ctx, provider_name)
-    meta = _metadata(provider)
+    meta = _metadata(ctx, provider)
     state, nonce, verifier = generate_token(32), generate_token(32), generate_token(64)
     extra = {} if provider.preset == "github" else {"nonce": nonce}
-    url, _ = _client(provider, redirect_uri).create_authorization_url(
+    url, _ = _client(ctx, provider, redirect_uri).create_authorization_url(
         meta["authorization_endpoint"], state=state, code_verifier=verifier, **extra
     )
     now = utcnow()
@@ -148,12 +185,16 @@ def _take_state(ctx: AuthContext, *, state: str, provider: str, redirect_uri: st
 
 
 def _oidc_login(
-    provider: OAuthProviderConfig, meta: dict[str, Any], token: dict[str, Any], nonce: str
+    ctx: AuthContext,
+    provider: OAuthProviderConfig,
+    meta: dict[str, Any],
+    token: dict[str, Any],
+    nonce: str,
 ) -> ProviderLogin:
     id_token = token.get("id_token")
     if not id_token:
         raise Unauthenticated("oauth_id_token_missing", "The provider sent no ID token.")
-    keys = KeySet.import_key_set(_get_json(meta["jwks_uri"]))
+    keys = KeySet.import_key_set(_get_json(ctx, meta["jwks_uri"]))
     try:
         decoded = jwt.decode(
             id_token, keys, algorithms=meta.get("id_token_signing_alg_values_supported", ["RS256"])
@@ -176,6 +217,7 @@ def _oidc_login(
     if "email" not in claims and meta.get("userinfo_endpoint"):
         claims = {
             **_get_json(
+                ctx,
                 meta["userinfo_endpoint"],
                 headers={"Authorization": f"Bearer {token['access_token']}"},
             ),
@@ -187,13 +229,13 @@ def _oidc_login(
     return ProviderLogin(str(claims["sub"]), str(email), claims.get("email_verified") is True)
 
 
-def _github_login(token: dict[str, Any]) -> ProviderLogin:
+def _github_login(ctx: AuthContext, token: dict[str, Any]) -> ProviderLogin:
     headers = {
         "Authorization": f"Bearer {token['access_token']}",
         "Accept": "application/vnd.github+json",
     }
-    profile = _get_json(GITHUB["userinfo_endpoint"], headers=headers)
-    emails = _get_json(GITHUB["emails_endpoint"], headers=headers)
+    profile = _get_json(ctx, GITHUB["userinfo_endpoint"], headers=headers)
+    emails = _get_json(ctx, GITHUB["emails_endpoint"], headers=headers)
     primary = next((e for e in emails if e.get("primary")), None)
     if primary is None:
         raise Unauthenticated("oauth_email_missing", "GitHub did not share an email address.")
@@ -207,23 +249,24 @@ def complete(
     row = _take_state(ctx, state=state, provider=provider.name, redirect_uri=redirect_uri)
     if not code or len(code) > 2048:
         raise InvalidInput("oauth_code_missing", "The provider did not send a sign-in code.")
-    meta = _metadata(provider)
-    client = _client(provider, redirect_uri)
+    meta = _metadata(ctx, provider)
     try:
-        token = client.fetch_token(
-            meta["token_endpoint"],
-            code=code,
-            code_verifier=ctx.secrets.decrypt(row.code_verifier_encrypted),
-            timeout=HTTP_TIMEOUT,
-        )
-    except (OAuthError, requests.RequestException) as exc:
+        with _client(ctx, provider, redirect_uri) as client:
+            token = client.fetch_token(
+                meta["token_endpoint"],
+                code=code,
+                code_verifier=ctx.secrets.decrypt(row.code_verifier_encrypted),
+            )
+    except OutboundRefused as exc:
+        raise _unavailable(exc) from exc
+    except (OAuthError, httpx2.HTTPError) as exc:
         raise Unauthenticated(
             "oauth_exchange_failed", "The provider refused the sign-in; please start again."
         ) from exc
     login = (
-        _github_login(token)
+        _github_login(ctx, token)
         if provider.preset == "github"
-        else _oidc_login(provider, meta, token, row.nonce)
+        else _oidc_login(ctx, provider, meta, token, row.nonce)
     )
     return _link_and_sign_in(ctx, provider=provider.name, login=login)
 

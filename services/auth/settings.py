@@ -46,6 +46,9 @@ class AuthSettings(BaseServiceSettings):
     # [{"name":"google","preset":"google","client_id":"...","client_secret":"..."}]
     oauth_providers: list[OAuthProviderConfig] = Field(default_factory=list)
     oauth_state_ttl_seconds: int = 600
+    # Sign-in providers on private or loopback addresses (a Keycloak inside the VPC). Off by
+    # default: a discovery document names the URLs the auth service then calls.
+    oauth_allow_private_providers: bool = False
 
     @property
     def jwt_key_file(self) -> Path:

@@ -52,6 +52,14 @@ class BaseServiceSettings(BaseSettings):
     chroma_url: str | None = None
     grpc_deadline_seconds: float = 5.0
 
+    # Networks every outbound call made for a user may reach even though they are private
+    # (e.g. "10.1.0.0/16 192.168.5.0/24"); see services/common/outbound.py.
+    outbound_allowed_networks: str = ""
+    # Let users attach buckets on private or loopback addresses (a MinIO beside a one-machine
+    # install). Off by default: the indexer would reach into our network on a user's behalf.
+    # Read by RAG (when a bucket is attached) and the indexer (at every connection to it).
+    rag_allow_private_bucket_endpoints: bool = False
+
     log_level: str = "INFO"
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     otel_exporter_otlp_endpoint: str = "http://127.0.0.1:4318"

@@ -14,6 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from services.common.errors import InvalidInput
+from services.common.outbound import OutboundPolicy, guard_boto_client, policy_for
 from services.common.settings import BaseServiceSettings
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -49,9 +50,13 @@ def bucket_client(
     secret_access_key: str | None,
     max_attempts: int = 5,
     timeout_seconds: float = 60,
+    policy: OutboundPolicy | None = None,
+    max_response_bytes: int = 64 * 1024 * 1024,
 ) -> Any:
-    """An S3 client for any S3-compatible store: ours, or a bucket a user attached."""
-    return boto3.client(
+    """An S3 client for any S3-compatible store: ours, or a bucket a user attached. A user's
+    bucket gets its `policy` (attached_bucket_policy): every request goes through the
+    outbound guard, so its address is checked at each connection."""
+    client = boto3.client(
         "s3",
         endpoint_url=endpoint_url,
         region_name=region or "us-east-1",
@@ -64,6 +69,28 @@ def bucket_client(
             connect_timeout=min(timeout_seconds, 10),
             read_timeout=timeout_seconds,
         ),
+    )
+    if policy is None:
+        return client
+    return guard_boto_client(
+        client, policy, timeout=timeout_seconds, max_response_bytes=max_response_bytes
+    )
+
+
+def attached_bucket_policy(
+    settings: BaseServiceSettings, *, allow_private: bool | None = None
+) -> OutboundPolicy:
+    """What a bucket a user attaches may be: never our own store; private or loopback only
+    when the operator allows it (RAG_ALLOW_PRIVATE_BUCKET_ENDPOINTS)."""
+    return policy_for(
+        settings,
+        purpose="bucket endpoint",
+        allow_private=settings.rag_allow_private_bucket_endpoints
+        if allow_private is None
+        else allow_private,
+        refused_urls=[settings.s3_endpoint_url],
+        own_endpoint_message="That endpoint is Forgeline's own object store; upload your "
+        "documents to the knowledge base instead of attaching it.",
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -187,15 +188,24 @@ def _running(process: psutil.Process) -> bool:
         return False
 
 
+# vLLM's access log line for the deployer's own health check: left out of what users read,
+# or a day of checks every few seconds would be all they see of the log.
+_HEALTH_CHECK_LINE = re.compile(r'"GET /health HTTP/[\d.]+" 200')
+_LOG_TAIL_BYTES = 4 * 1024 * 1024
+
+
 def log_tail(path: Path, lines: int) -> list[str]:
-    """The last `lines` lines of a log, reading only its end."""
+    """The last `lines` lines of a log, reading only its end, without the health checks."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
-            handle.seek(max(0, size - 256 * 1024))
+            handle.seek(max(0, size - _LOG_TAIL_BYTES))
             data = handle.read()
     except OSError:
         return []
-    tail: deque[str] = deque(data.decode(errors="replace").splitlines(), maxlen=lines)
+    text = data.decode(errors="replace").splitlines()
+    tail: deque[str] = deque(
+        (line for line in text if not _HEALTH_CHECK_LINE.search(line)), maxlen=lines
+    )
     return list(tail)

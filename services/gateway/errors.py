@@ -45,6 +45,12 @@ def _describe(exc: RequestValidationError) -> str:
 
 async def _forgeline_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ForgelineError)
+    return forgeline_error_response(request, exc)
+
+
+def forgeline_error_response(request: Request, exc: ForgelineError) -> JSONResponse:
+    """The envelope for one of our errors (also for middleware, which runs outside the
+    exception handlers)."""
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     if exc.http_status == HTTPStatus.UNAUTHORIZED:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}

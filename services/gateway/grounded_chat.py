@@ -120,6 +120,7 @@ def answer_request(
         model=upstream.served_name,
         max_tokens=max_tokens,
         temperature=float(temperature or 0.0),
+        platform_deployment=True,
     )
 
 

@@ -47,6 +47,7 @@ from services.gateway.routes import (
 )
 from services.gateway.settings import GatewaySettings
 from services.gateway.token_cache import TokenCache, listen_for_revocations
+from services.gateway.upload_gate import UploadGate
 from services.gateway.usage import UsageBatcher
 from services.gateway.web import WebClient
 
@@ -141,14 +142,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(api_router())
     app.include_router(inference.router)
+    upload_paths = re.compile(
+        re.escape(API_PREFIX)
+        + f"({knowledge_bases.UPLOAD_PATH_PATTERN}|{datasets.UPLOAD_PATH_PATTERN})"
+    )
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
         # Uploads stream to the object store and are limited per file by the route.
-        exempt_paths=re.compile(
-            re.escape(API_PREFIX)
-            + f"({knowledge_bases.UPLOAD_PATH_PATTERN}|{datasets.UPLOAD_PATH_PATTERN})"
-        ),
+        exempt_paths=upload_paths,
+    )
+    # Outside BodySizeLimit's exemption: upload routes authenticate before their body is read.
+    app.add_middleware(
+        UploadGate,
+        paths=upload_paths,
+        max_request_bytes=settings.max_upload_request_bytes,
     )
     app.add_middleware(AccessLog)
     if settings.otel_exporter != "none":

@@ -20,6 +20,13 @@ class GatewaySettings(BaseServiceSettings):
     # Each file uploaded to a knowledge base (a zip counts as one file) may be this large.
     # Upload routes are exempt from max_request_bytes and stream to the object store.
     max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1)
+    # One upload request (all its files) is at most this: checked before the body is read
+    # (Content-Length) and while it is read (services/gateway/upload_gate.py).
+    max_upload_request_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    # Files in one knowledge-base upload request (a zip counts as one).
+    max_files_per_upload: int = Field(100, ge=1)
+    # Each user's uploads (datasets and documents, in the platform's store) together; 0: none.
+    upload_quota_bytes: int = Field(20 * 1024 * 1024 * 1024, ge=0)
     # OpenAI-compatible routes: how long a resolved `model` -> server is reused, and how
     # long a generation may take before the gateway gives up on it.
     model_cache_ttl_seconds: float = Field(5.0, ge=0, le=300)

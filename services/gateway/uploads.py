@@ -42,6 +42,19 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
+class UploadQuota:
+    """How much one user's uploads (datasets and knowledge-base documents together) may
+    take in the platform's store; 0: no quota."""
+
+    owner_id: str
+    max_bytes: int
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return (f"{self.owner_id}/datasets/", f"{self.owner_id}/kbs/")
+
+
+@dataclass(frozen=True)
 class ObjectToStore:
     name: str
     key: str
@@ -111,6 +124,7 @@ async def store_upload(
     s3: Any,
     max_bytes: int,
     expand_zip: bool,
+    quota: UploadQuota | None = None,
 ) -> list[StoredObject]:
     """Check one uploaded file whole, then store it (or, with `expand_zip`, each member of a
     zip as its own object).
@@ -128,7 +142,36 @@ async def store_upload(
         objects = await run_in_threadpool(zip_objects, upload.file, name, prefix, max_bytes)
     else:
         objects = [ObjectToStore(name=name, key=object_key(prefix, name), body=upload.file)]
+    if quota is not None and quota.max_bytes:
+        await run_in_threadpool(check_quota, s3, bucket, quota, name, objects)
     return await run_in_threadpool(put_all, s3, bucket, objects, upload.filename or name)
+
+
+def stored_upload_bytes(s3: Any, bucket: str, quota: UploadQuota) -> int:
+    total = 0
+    try:
+        for prefix in quota.prefixes:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                total += sum(int(obj.get("Size", 0)) for obj in page.get("Contents", []))
+    except (BotoCoreError, ClientError) as error:
+        raise storage_unavailable() from error
+    return total
+
+
+def check_quota(
+    s3: Any, bucket: str, quota: UploadQuota, name: str, objects: list[ObjectToStore]
+) -> None:
+    """Refuses a file that would take the user's uploads past the quota. Two uploads at the
+    same moment can each pass and overshoot by one file; the next is refused."""
+    incoming = sum(file_size(obj.body) for obj in objects)
+    used = stored_upload_bytes(s3, bucket, quota)
+    if used + incoming > quota.max_bytes:
+        raise PayloadTooLarge(
+            "quota_exceeded",
+            f"'{name}' ({mib(incoming)}) would take your uploads past your quota of "
+            f"{mib(quota.max_bytes)} ({mib(used)} used). Delete datasets or documents you no "
+            "longer need, or ask an administrator for more.",
+        )
 
 
 def zip_objects(file: BinaryIO, archive: str, prefix: str, limit: int) -> list[ObjectToStore]:

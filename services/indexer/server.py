@@ -17,7 +17,7 @@ from services.common.errors import InvalidInput, NotFound
 from services.common.grpc_server import build_server
 from services.common.logging import get_logger, setup_logging
 from services.common.queue import INDEXING_QUEUE
-from services.common.storage import ensure_bucket, s3_client
+from services.common.storage import attached_bucket_policy, ensure_bucket, s3_client
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
 from services.common.vectors import chroma_client
 from services.indexer.consumers import SqsPoller, webhook_app
@@ -50,6 +50,7 @@ def main() -> None:
         s3=s3,
         chroma=chroma_client(settings),
         max_document_bytes=settings.max_document_bytes,
+        bucket_policy=attached_bucket_policy(settings),
     )
 
     directory = KnowledgeBaseDirectory(

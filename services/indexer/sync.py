@@ -33,6 +33,7 @@ from services.common.db import session_scope
 from services.common.documents import ExtractionError, extract
 from services.common.embedding import Embedder
 from services.common.logging import get_logger
+from services.common.outbound import OutboundPolicy
 from services.common.storage import ACCESS_DENIED_CODES, bucket_client, error_code
 from services.indexer.chunking import chunk_pages, document_header
 from services.indexer.keys import ObjectRef
@@ -84,9 +85,11 @@ class Syncer:
         s3: Any,
         chroma: Any,
         max_document_bytes: int,
+        bucket_policy: OutboundPolicy,
         embed_batch_size: int = 32,
     ) -> None:
         self.engine = engine
+        self.bucket_policy = bucket_policy
         self.s3 = s3
         self.chroma = chroma
         self.max_document_bytes = max_document_bytes
@@ -117,6 +120,10 @@ class Syncer:
         with self._lock:
             if ident not in self._clients:
                 self._clients[ident] = bucket_client(
+                    # The user's endpoint: checked at every connection, not only when it
+                    # was attached (its name may resolve elsewhere since).
+                    policy=self.bucket_policy,
+                    max_response_bytes=self.max_document_bytes + 1024 * 1024,
                     endpoint_url=access.endpoint_url,
                     region=access.region,
                     access_key_id=access.access_key_id,

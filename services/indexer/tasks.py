@@ -19,7 +19,7 @@ from services.common.db import create_db_engine
 from services.common.errors import Unavailable
 from services.common.logging import get_logger, setup_logging
 from services.common.queue import INDEXING_QUEUE, make_celery
-from services.common.storage import s3_client
+from services.common.storage import attached_bucket_policy, s3_client
 from services.common.telemetry import setup_telemetry
 from services.common.vectors import chroma_client
 from services.indexer.keys import parse_key
@@ -47,6 +47,7 @@ def syncer() -> Syncer:
         s3=s3_client(settings),
         chroma=chroma_client(settings),
         max_document_bytes=settings.max_document_bytes,
+        bucket_policy=attached_bucket_policy(settings),
         embed_batch_size=settings.embed_batch_size,
     )
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
+import httpx2
 import openai
 from forgeline.v1 import rag_pb2
 
 from services.common.errors import InvalidInput, Unavailable
+from services.common.outbound import OutboundPolicy, OutboundRefused, guarded_client
 
 NOT_IN_DOCUMENTS = "The documents do not contain the answer."
 SYSTEM_PROMPT = (
@@ -53,20 +55,39 @@ def build_messages(
 
 
 class Answerer:
-    def __init__(self, *, timeout_seconds: float, max_context_chars: int = 4000) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float,
+        policy: OutboundPolicy,
+        max_context_chars: int = 4000,
+    ) -> None:
         self.timeout_seconds = timeout_seconds
+        self.policy = policy  # what a user-given endpoint may reach
         self.max_context_chars = max_context_chars
+
+    def _http_client(self, request: rag_pb2.AnswerRequest) -> httpx2.Client:
+        # httpx2: the httpx fork the OpenAI client is built on.
+        if request.platform_deployment:  # resolved by the gateway: ours
+            return httpx2.Client(timeout=self.timeout_seconds, trust_env=False)
+        self.policy.check_url(request.base_url)  # a clear refusal before anything is sent
+        client: httpx2.Client = guarded_client(
+            self.policy, timeout=self.timeout_seconds, flavour=httpx2
+        )
+        return client
 
     def stream(self, request: rag_pb2.AnswerRequest, hits: Sequence[Any]) -> Iterator[str]:
         if not request.base_url or not request.model:
             raise InvalidInput(
                 "model_required", "Choose the model that answers: its endpoint and name."
             )
+        http = self._http_client(request)
         client = openai.OpenAI(
             base_url=request.base_url,
             api_key=request.api_key or "not-needed",
             timeout=self.timeout_seconds,
             max_retries=0,
+            http_client=http,
         )
         messages = build_messages(request.question, hits, max_context_chars=self.max_context_chars)
         try:
@@ -89,7 +110,17 @@ class Answerer:
             raise InvalidInput(
                 "model_not_found", f"The endpoint does not serve a model named '{request.model}'."
             ) from error
+        except openai.APIConnectionError as error:
+            # The guard refuses inside the transport (a redirect, a name that now resolves
+            # elsewhere); the client reports that as a connection error.
+            if isinstance(error.__cause__, OutboundRefused):
+                raise error.__cause__ from None
+            raise Unavailable(
+                "model_unavailable", "The model's endpoint could not be reached or failed."
+            ) from error
         except openai.APIError as error:
             raise Unavailable(
                 "model_unavailable", "The model's endpoint could not be reached or failed."
             ) from error
+        finally:
+            client.close()  # and with it the HTTP client, this request's own

@@ -13,6 +13,7 @@ from services.common.crypto import SecretBox
 from services.common.db import get_owned, list_owned, session_scope
 from services.common.embedding import DEFAULT_MODEL, MODELS, available_models
 from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.storage import attached_bucket_policy
 from services.rag import attached_buckets
 from services.rag.models import KnowledgeBase
 from services.rag.settings import RagSettings
@@ -100,6 +101,7 @@ def _attach(
     if endpoint is None and not settings.s3_endpoint_url and ext.bucket == settings.s3_bucket:
         raise InvalidInput("endpoint_not_allowed", "That bucket is Forgeline's own object store.")
     attached_buckets.dry_run(
+        policy=attached_bucket_policy(settings),
         bucket=ext.bucket,
         prefix=prefix,
         endpoint_url=endpoint,

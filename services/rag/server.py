@@ -12,6 +12,7 @@ from services.common.embedding import DEFAULT_MODEL
 from services.common.grpc_client import sync_channel
 from services.common.grpc_server import build_server, serve_until_signalled
 from services.common.logging import get_logger, setup_logging
+from services.common.outbound import policy_for
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
 from services.common.vectors import chroma_client
 from services.rag.answering import Answerer
@@ -40,7 +41,15 @@ def main() -> None:
         settings=settings,
         secrets=SecretBox(settings),
         searcher=searcher,
-        answerer=Answerer(timeout_seconds=settings.answer_timeout_seconds),
+        answerer=Answerer(
+            timeout_seconds=settings.answer_timeout_seconds,
+            policy=policy_for(
+                settings,
+                purpose="model endpoint",
+                allow_private=settings.rag_allow_private_model_endpoints,
+                trusted_urls=[settings.public_url],
+            ),
+        ),
         indexer=indexer_pb2_grpc.IndexerServiceStub(sync_channel(settings.indexer_grpc_address)),
         max_k=settings.retrieve_max_k,
     )

@@ -81,6 +81,8 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
             # (a loopback endpoint, refused by default), and attached buckets are listed
             # every few seconds rather than every minute.
             RAG_ALLOW_PRIVATE_BUCKET_ENDPOINTS="true",
+            # The test IdP listens on this machine (services/auth/oauth.py: the guard).
+            OAUTH_ALLOW_PRIVATE_PROVIDERS="true",
             ATTACHED_RECONCILE_INTERVAL_SECONDS="5",
             # The journey checks that an evaluation is shown, not its score: short answers.
             TRAINER_BENCHMARK_MAX_NEW_TOKENS="48",

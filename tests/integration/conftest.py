@@ -124,6 +124,9 @@ def stack(
             # Attached-bucket tests use a moto server on this machine as a user's S3, and
             # wait for the polling of attached buckets rather than ten minutes.
             "RAG_ALLOW_PRIVATE_BUCKET_ENDPOINTS": "true",
+            # The test IdP listens on this machine; model endpoints stay guarded (no
+            # RAG_ALLOW_PRIVATE_MODEL_ENDPOINTS), so the SSRF probes see the default.
+            "OAUTH_ALLOW_PRIVATE_PROVIDERS": "true",
             "ATTACHED_RECONCILE_INTERVAL_SECONDS": "3",
             # The bundled model, converted once for the whole session (the trainer counts
             # dataset tokens with its tokenizer).

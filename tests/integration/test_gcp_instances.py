@@ -269,6 +269,34 @@ def test_a_malformed_key_file_is_invalid_input(
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
+@pytest.mark.parametrize(
+    "token_uri",
+    [
+        "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token",
+        "http://127.0.0.1:6379/",
+        "https://oauth2.googleapis.com.evil.example/token",
+        "http://oauth2.googleapis.com/token",  # Google's host, but in the clear
+    ],
+)
+def test_a_key_whose_token_uri_is_not_googles_is_refused(
+    fake: FakeGce, private_key: rsa.RSAPrivateKey, token_uri: str
+) -> None:
+    # Hostile: a user pastes a key file whose token_uri points inside our network; the
+    # platform would POST a signed assertion there each time it needs a token. As deployed
+    # (no TRAINER_GCP_API_ENDPOINT), only Google's own token endpoint is accepted.
+    with pytest.raises(InvalidInput) as caught:
+        GceInstances(key_json(private_key, token_uri), ZONE)
+    assert caught.value.code == "cloud_credentials_invalid"
+    assert "oauth2.googleapis.com" in caught.value.message
+    with pytest.raises(InvalidInput):
+        GceInstances(key_json(private_key, fake.token_uri), ZONE)
+    GceInstances(key_json(private_key, "https://oauth2.googleapis.com/token"), ZONE)
+    # With an operator's endpoint, the token may also come from that endpoint's host.
+    if "127.0.0.1" not in token_uri:
+        with pytest.raises(InvalidInput):
+            GceInstances(key_json(private_key, token_uri), ZONE, api_endpoint=fake.url)
+
+
 def test_check_reports_a_key_google_rejects(fake: FakeGce, private_key: rsa.RSAPrivateKey) -> None:
     fake.reject_tokens = True
     error = raises("cloud_credentials_invalid", gce(fake, private_key).check)

@@ -11,7 +11,7 @@ import httpx
 
 from tests.factories import make_user
 from tests.integration.conftest import Stack
-from tests.integration.deployment_helpers import Deployed
+from tests.integration.deployment_helpers import Deployed, server_root
 from tests.integration.kb_helpers import create_kb, upload, wait_for_documents
 
 FACTS = (
@@ -104,3 +104,44 @@ def test_whole_answer_and_a_bad_model_endpoint(
     refused = client.post(f"/api/v1/kbs/{kb['id']}/query", json=wrong_model, headers=user.headers)
     assert refused.status_code == 422
     assert refused.json()["error"]["code"] == "model_not_found"
+
+
+def test_a_query_cannot_reach_other_users_servers_or_ours(
+    stack: Stack, client: httpx.Client, deployed: Deployed
+) -> None:
+    # Hostile: a user names, as the "model endpoint", addresses inside the platform's network:
+    # another user's vLLM server (which takes no key of theirs), the embedded Valkey, Chroma
+    # and object store, and the cloud metadata address.
+    vllm = server_root(deployed.id)
+    assert vllm is not None
+    vllm_port = vllm.cmdline()[vllm.cmdline().index("--port") + 1]
+    env = stack.platform.env
+    intruder = make_user(client)
+    kb = create_kb(client, intruder)
+    targets = [
+        f"http://127.0.0.1:{vllm_port}/v1",
+        f"http://localhost:{vllm_port}/v1",
+        f"http://[::ffff:127.0.0.1]:{vllm_port}/v1",
+        f"http://0.0.0.0:{vllm_port}/v1",
+        f"http://127.0.0.1:{env['EMBEDDED_REDIS_PORT']}/v1",
+        f"http://127.0.0.1:{env['EMBEDDED_CHROMA_PORT']}/v1",
+        f"http://127.0.0.1:{env['EMBEDDED_S3_PORT']}/v1",
+        "http://169.254.169.254/latest/meta-data/iam",
+    ]
+    for base_url in targets:
+        body = {
+            "question": "anything",
+            "model": {"base_url": base_url, "model": deployed.name},
+            "max_tokens": 4,
+        }
+        refused = client.post(f"/api/v1/kbs/{kb['id']}/query", json=body, headers=intruder.headers)
+        assert refused.status_code == 422, (base_url, refused.text)
+        assert refused.json()["error"]["code"] == "endpoint_not_allowed", base_url
+    # The platform's own /v1 stays allowed: it checks the caller's key itself.
+    own = client.post(
+        f"/api/v1/kbs/{kb['id']}/query",
+        json={**_query(stack, deployed), "model": {**_model(stack, deployed), "api_key": "flk_x"}},
+        headers=intruder.headers,
+    )
+    assert own.status_code == 422, own.text
+    assert own.json()["error"]["code"] == "model_key_rejected"

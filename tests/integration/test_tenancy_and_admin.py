@@ -43,6 +43,48 @@ def test_member_api_key_cannot_claim_admin_scope(client: httpx.Client, user: Sig
     assert response.json()["error"]["code"] == "invalid_scopes"
 
 
+def test_a_key_cannot_mint_a_key_beyond_its_own_scope_or_limits(
+    stack: object, client: httpx.Client
+) -> None:
+    # Hostile: an administrator hands out a `user`-scoped, rate-limited key; whoever holds it
+    # tries to turn it into an admin key, or into one without its limits.
+    admin = stack.admin  # type: ignore[attr-defined]
+    limited = client.post(
+        "/api/v1/api-keys",
+        json={"name": "ci", "scopes": ["user"], "requests_per_minute": 5, "tokens_per_minute": 500},
+        headers=admin.headers,
+    )
+    assert limited.status_code == 201, limited.text
+    held = auth_headers(limited.json()["key"])
+    for body, code in (
+        ({"name": "escalated", "scopes": ["admin"]}, "invalid_scopes"),
+        ({"name": "escalated", "scopes": ["user", "admin"]}, "invalid_scopes"),
+        ({"name": "unlimited", "scopes": ["user"]}, "rate_limit_too_high"),
+        ({"name": "faster", "scopes": ["user"], "requests_per_minute": 6}, "rate_limit_too_high"),
+        (
+            {"name": "hungrier", "requests_per_minute": 5, "tokens_per_minute": 501},
+            "rate_limit_too_high",
+        ),
+    ):
+        refused = client.post("/api/v1/api-keys", json=body, headers=held)
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.json()["error"]["code"] == code, body
+    # Within its scope and limits it may: no scopes named means its own, not the user's.
+    narrower = client.post(
+        "/api/v1/api-keys",
+        json={"name": "narrower", "requests_per_minute": 2, "tokens_per_minute": 500},
+        headers=held,
+    )
+    assert narrower.status_code == 201, narrower.text
+    assert narrower.json()["scopes"] == ["user"]
+    assert narrower.json()["requests_per_minute"] == 2
+    # The administrator's own session still creates admin keys.
+    admin_key = client.post(
+        "/api/v1/api-keys", json={"name": "ops", "scopes": ["admin"]}, headers=admin.headers
+    )
+    assert admin_key.status_code == 201, admin_key.text
+
+
 def test_admin_lists_users(stack: object, client: httpx.Client, user: SignedInUser) -> None:
     admin = stack.admin  # type: ignore[attr-defined]
     page = client.get("/api/v1/admin/users", params={"limit": 200}, headers=admin.headers)

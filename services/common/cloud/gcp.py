@@ -342,6 +342,38 @@ def _is_already_exists(failure: _Failure) -> bool:
 # --- The client ---------------------------------------------------------------------------
 
 
+# Where a service-account key exchanges its signed assertion for a token. The key file names
+# it (token_uri), and a user writes the key file: anything else would have the platform POST
+# to an address of the user's choosing, our own network included.
+GOOGLE_TOKEN_URIS = frozenset(
+    {
+        "https://oauth2.googleapis.com/token",
+        "https://accounts.google.com/o/oauth2/token",
+        "https://www.googleapis.com/oauth2/v4/token",
+    }
+)
+
+
+def _check_token_uri(info: Any, api_endpoint: str | None) -> None:
+    """Google's token endpoint only; or, where the operator points the platform at another
+    Compute endpoint (TRAINER_GCP_API_ENDPOINT: a test fake, a private Google endpoint), the
+    same scheme and host as that endpoint (the operator's, so its port is not checked)."""
+    uri = info.get("token_uri") if isinstance(info, dict) else None
+    if uri is None:
+        return  # a key without it is refused as incomplete below
+    if uri in GOOGLE_TOKEN_URIS:
+        return
+    if api_endpoint and isinstance(uri, str):
+        given, operators = urlsplit(uri), urlsplit(api_endpoint)
+        if (given.scheme, given.hostname) == (operators.scheme, operators.hostname):
+            return
+    raise InvalidInput(
+        "cloud_credentials_invalid",
+        "This key's token_uri is not Google's: a Google Cloud key exchanges its tokens at "
+        "https://oauth2.googleapis.com/token. " + _KEY_HELP,
+    )
+
+
 class GceInstances:
     """InstanceApi for Google Compute Engine: one service account's project, one zone."""
 
@@ -358,6 +390,7 @@ class GceInstances:
         self.zone = zone
         self.image = image or DEFAULT_IMAGE
         self.launch_wait_s = LAUNCH_WAIT_S
+        _check_token_uri(service_account_info, api_endpoint)
         try:
             self.project = str(service_account_info["project_id"])
             from_info = service_account.Credentials.from_service_account_info

@@ -1,6 +1,7 @@
 """Personal API keys: create (shown once), list, revoke."""
 
 from fastapi import APIRouter, Path, Response, status
+from forgeline.v1 import auth_pb2
 
 from services.common.errors import InvalidInput
 from services.gateway.deps import AuthDep, CurrentPrincipal, SettingsDep, TokenCacheDep
@@ -21,20 +22,47 @@ async def create_api_key(
 ) -> ApiKeyCreated:
     """Create a key. The response holds the whole key, shown this once only. A key may
     carry its own rate limits on `/v1` (requests and tokens a minute), at most the
-    platform's default."""
-    for name, own, default in (
-        ("requests_per_minute", body.requests_per_minute, settings.rate_limit_requests_per_minute),
-        ("tokens_per_minute", body.tokens_per_minute, settings.rate_limit_tokens_per_minute),
+    platform's default. A request made with a key creates keys within that key's scopes
+    and limits only: a `user` key cannot mint an admin key, a limited one an unlimited one."""
+    scopes: list[str] = list(body.scopes) or list(principal.scopes)
+    if not set(scopes) <= set(principal.scopes):
+        raise InvalidInput(
+            "invalid_scopes",
+            f"A key can only hold scopes the caller has: {', '.join(principal.scopes)}.",
+        )
+    from_key = principal.kind == auth_pb2.CREDENTIAL_KIND_API_KEY
+    for name, own, callers, default in (
+        (
+            "requests_per_minute",
+            body.requests_per_minute,
+            principal.requests_per_minute,
+            settings.rate_limit_requests_per_minute,
+        ),
+        (
+            "tokens_per_minute",
+            body.tokens_per_minute,
+            principal.tokens_per_minute,
+            settings.rate_limit_tokens_per_minute,
+        ),
     ):
-        if own and default and own > default:
+        # A key's limit of 0 means "the platform's default", so a limited caller must name
+        # a limit for the new key too, or the new key would escape the caller's.
+        ceiling = callers if from_key and callers else default
+        if from_key and callers and not own:
             raise InvalidInput(
                 "rate_limit_too_high",
-                f"{name} can be at most the platform's limit, {default}.",
+                f"This key is limited to {callers} {name.replace('_', ' ')}: set {name} to at "
+                "most that for the new key.",
             )
+        if own and ceiling and own > ceiling:
+            whose = (
+                "this key's limit" if ceiling == callers and from_key else "the platform's limit"
+            )
+            raise InvalidInput("rate_limit_too_high", f"{name} can be at most {whose}, {ceiling}.")
     created = await auth.create_api_key(
         principal.user.id,
         body.name,
-        list(body.scopes),
+        scopes,
         requests_per_minute=body.requests_per_minute or 0,
         tokens_per_minute=body.tokens_per_minute or 0,
     )

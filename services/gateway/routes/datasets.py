@@ -27,7 +27,7 @@ from services.gateway.training_schemas import (
     PreviewPublic,
     PreviewRowPublic,
 )
-from services.gateway.uploads import delete_object, safe_file_name, store_upload
+from services.gateway.uploads import UploadQuota, delete_object, safe_file_name, store_upload
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -71,6 +71,7 @@ async def upload_dataset(
         s3=s3,
         max_bytes=settings.max_upload_bytes,
         expand_zip=False,  # a zip of documents is one dataset, read whole by the trainer
+        quota=UploadQuota(owner_id, settings.upload_quota_bytes),
     )
     obj = stored[0]
     try:

@@ -54,6 +54,7 @@ from services.gateway.schemas import (
 from services.gateway.settings import GatewaySettings
 from services.gateway.uploads import (
     StoredObject,
+    UploadQuota,
     delete_object,
     delete_prefix,
     open_object,
@@ -182,7 +183,14 @@ async def upload_documents(
     kb = await rag.get_knowledge_base(owner_id, kb_id)
     if kb.external_bucket:
         raise _read_only()
+    if len(files) > settings.max_files_per_upload:
+        raise InvalidInput(
+            "too_many_files",
+            f"One upload takes at most {settings.max_files_per_upload} files (a .zip counts "
+            "as one); send the rest in another request.",
+        )
     prefix = _platform_prefix(kb, owner_id, settings)
+    quota = UploadQuota(owner_id, settings.upload_quota_bytes)
     results: list[UploadedFile] = []
     failures: list[ForgelineError] = []
     for upload in files:
@@ -195,6 +203,7 @@ async def upload_documents(
                 s3=s3,
                 max_bytes=settings.max_upload_bytes,
                 expand_zip=True,
+                quota=quota,
             )
         except ForgelineError as error:
             failures.append(error)

@@ -33,6 +33,17 @@ def test_log_tail(tmp_path: Path) -> None:
     assert log_tail(log, 3) == ["line 997", "line 998", "line 999"]
 
 
+def test_the_platforms_health_checks_do_not_push_the_servers_own_lines_out(
+    tmp_path: Path,
+) -> None:
+    # The deployer asks /health every few seconds; a day of that would otherwise be all a
+    # user sees of the log (CI saw "Application startup complete" leave the last 500 lines).
+    probe = 'INFO:     127.0.0.1:43422 - "GET /health HTTP/1.1" 200 OK\n'
+    log = tmp_path / "server.log"
+    log.write_text("INFO:     Application startup complete.\n" + probe * 20_000 + "last\n")
+    assert log_tail(log, 2) == ["INFO:     Application startup complete.", "last"]
+
+
 def _archive(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:

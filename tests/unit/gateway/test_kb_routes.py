@@ -15,6 +15,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import AsyncGenerator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,7 +212,12 @@ DONE = rag_pb2.AnswerEvent(done=True)
 # --- fixtures --------------------------------------------------------------------------------
 
 
-def make_settings() -> GatewaySettings:
+MAX_UPLOAD_REQUEST = 16 * 1024
+MAX_FILES = 4
+QUOTA = 6 * MAX_UPLOAD
+
+
+def make_settings(**overrides: Any) -> GatewaySettings:
     return GatewaySettings(
         auth_grpc_address=f"127.0.0.1:{free_port()}",
         rag_grpc_address=f"127.0.0.1:{free_port()}",
@@ -223,7 +229,10 @@ def make_settings() -> GatewaySettings:
         s3_secret_access_key="testing",
         max_upload_bytes=MAX_UPLOAD,
         max_request_bytes=MAX_REQUEST,
+        max_upload_request_bytes=MAX_UPLOAD_REQUEST,
+        max_files_per_upload=MAX_FILES,
         auth_cache_ttl_seconds=0,
+        **overrides,
     )
 
 
@@ -247,10 +256,16 @@ class Env:
 
 @pytest.fixture
 def env() -> Iterator[Env]:
+    with make_env() as made:
+        yield made
+
+
+@contextmanager
+def make_env(**settings: Any) -> Iterator[Env]:
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
-        app = create_app(make_settings())
+        app = create_app(make_settings(**settings))
         with TestClient(app) as client:
             real = (app.state.auth, app.state.rag, app.state.indexer)
             rag, indexer = FakeRag(), FakeIndexer()
@@ -440,6 +455,85 @@ def test_oversized_file_is_413_and_nothing_is_written(env: Env) -> None:
     limited = env.client.post(f"/api/v1/kbs/{kb['id']}/retrieve", json=huge_query, headers=ALICE)
     assert limited.status_code == 413
     assert limited.json()["error"]["code"] == "payload_too_large"
+
+
+class Body:
+    """A request body that notes whether the server read any of it."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.read = size, False
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.read = True
+        yield b"x" * self.size
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}])
+def test_an_upload_without_a_valid_token_is_refused_before_its_body_is_read(
+    env: Env, headers: dict[str, str]
+) -> None:
+    # Hostile: anyone, signed in or not, sends upload after upload to fill the disk.
+    for path in ("/api/v1/kbs/anything/documents", "/api/v1/datasets"):
+        body = Body(MAX_UPLOAD)
+        response = env.client.post(
+            path,
+            content=body,
+            headers={**headers, "Content-Type": "multipart/form-data; boundary=b"},
+        )
+        assert response.status_code == 401, response.text
+        assert response.json()["error"]["code"] in {"not_authenticated", "token_invalid"}
+        assert not body.read, path
+    assert env.keys() == []
+
+
+def test_an_upload_request_over_the_size_limit_is_refused_before_it_is_read(env: Env) -> None:
+    kb = env.new_kb()
+    body = Body(MAX_UPLOAD_REQUEST + 1)
+    response = env.client.post(
+        f"/api/v1/kbs/{kb['id']}/documents",
+        content=body,
+        headers={
+            **ALICE,
+            "Content-Type": "multipart/form-data; boundary=b",
+            "Content-Length": str(MAX_UPLOAD_REQUEST + 1),
+        },
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert not body.read
+    assert env.keys() == []
+
+
+def test_too_many_files_in_one_upload(env: Env) -> None:
+    kb = env.new_kb()
+    files = [(f"note-{n}.txt", b"a note") for n in range(MAX_FILES + 1)]
+    response = upload(env, kb["id"], *files)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "too_many_files"
+    assert env.keys() == []
+    assert upload(env, kb["id"], *files[:MAX_FILES]).status_code == 201
+
+
+def test_a_users_uploads_stop_at_the_quota_and_others_are_not_counted() -> None:
+    with make_env(upload_quota_bytes=QUOTA) as env:
+        kb = env.new_kb()
+        file = b"q" * MAX_UPLOAD
+        parts = QUOTA // MAX_UPLOAD
+        stored = [upload(env, kb["id"], (f"part-{n}.txt", file)) for n in range(parts)]
+        assert [r.status_code for r in stored] == [201] * parts
+        over = upload(env, kb["id"], ("one-too-many.txt", b"q"))
+        assert over.status_code == 413
+        assert over.json()["error"]["code"] == "quota_exceeded"
+        assert "quota" in over.json()["error"]["message"]
+        assert len(env.keys(kb["prefix"])) == QUOTA // MAX_UPLOAD
+        # Another user has a quota of their own.
+        bobs = env.new_kb(headers=BOB)
+        assert upload(env, bobs["id"], ("bob.txt", file), headers=BOB).status_code == 201
+        # Deleting frees the space again.
+        first = stored[0].json()["data"][0]["document_id"]
+        deleted = env.client.delete(f"/api/v1/kbs/{kb['id']}/documents/{first}", headers=ALICE)
+        assert deleted.status_code == 204, deleted.text
+        assert upload(env, kb["id"], ("one-more.txt", b"q")).status_code == 201
 
 
 UNSAFE_NAMES = [
