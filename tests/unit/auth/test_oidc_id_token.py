@@ -24,12 +24,16 @@ META = {
     "jwks_uri": f"{ISSUER}/jwks",
     "id_token_signing_alg_values_supported": ["RS256"],
 }
+# The auth context is only for the provider calls, which _jwks replaces.
+NO_CONTEXT: Any = None
 KEY = RSAKey.generate_key(2048, parameters={"kid": "k1"})
 
 
 @pytest.fixture(autouse=True)
 def _jwks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(oauth, "_get_json", lambda url, **_: KeySet([KEY]).as_dict(private=False))
+    monkeypatch.setattr(
+        oauth, "_get_json", lambda ctx, url, **_: KeySet([KEY]).as_dict(private=False)
+    )
 
 
 def _id_token(**overrides: Any) -> dict[str, str]:
@@ -52,7 +56,7 @@ def _id_token(**overrides: Any) -> dict[str, str]:
 
 
 def test_valid_id_token() -> None:
-    login = oauth._oidc_login(PROVIDER, META, _id_token(), "n-123")
+    login = oauth._oidc_login(NO_CONTEXT, PROVIDER, META, _id_token(), "n-123")
     assert (login.subject, login.email, login.email_verified) == (
         "alice",
         "alice@example.com",
@@ -62,10 +66,10 @@ def test_valid_id_token() -> None:
 
 def test_nonce_must_match() -> None:
     with pytest.raises(Unauthenticated) as error:
-        oauth._oidc_login(PROVIDER, META, _id_token(nonce="replayed"), "n-123")
+        oauth._oidc_login(NO_CONTEXT, PROVIDER, META, _id_token(nonce="replayed"), "n-123")
     assert error.value.code == "oauth_nonce_mismatch"
     with pytest.raises(Unauthenticated):
-        oauth._oidc_login(PROVIDER, META, _id_token(nonce=None), "n-123")
+        oauth._oidc_login(NO_CONTEXT, PROVIDER, META, _id_token(nonce=None), "n-123")
 
 
 @pytest.mark.parametrize(
@@ -74,7 +78,7 @@ def test_nonce_must_match() -> None:
 )
 def test_claims_are_checked(overrides: dict[str, Any]) -> None:
     with pytest.raises(Unauthenticated) as error:
-        oauth._oidc_login(PROVIDER, META, _id_token(**overrides), "n-123")
+        oauth._oidc_login(NO_CONTEXT, PROVIDER, META, _id_token(**overrides), "n-123")
     assert error.value.code == "oauth_id_token_invalid"
 
 
@@ -89,10 +93,12 @@ def test_a_token_signed_by_another_key_is_refused() -> None:
     }
     forged = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, other)
     with pytest.raises(Unauthenticated) as error:
-        oauth._oidc_login(PROVIDER, META, {"id_token": forged, "access_token": "at"}, "n")
+        oauth._oidc_login(
+            NO_CONTEXT, PROVIDER, META, {"id_token": forged, "access_token": "at"}, "n"
+        )
     assert error.value.code == "oauth_id_token_invalid"
 
 
 def test_unverified_email_is_reported_as_such() -> None:
-    login = oauth._oidc_login(PROVIDER, META, _id_token(email_verified=False), "n-123")
+    login = oauth._oidc_login(NO_CONTEXT, PROVIDER, META, _id_token(email_verified=False), "n-123")
     assert login.email_verified is False
