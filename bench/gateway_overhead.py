@@ -51,7 +51,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
 import httpx
 import openai
 import psutil
@@ -61,6 +60,7 @@ from bench.finetune_smollm2 import MODELS_DIR
 from bench.rag_financebench import Api, log, percentile, platform
 from bench.training_overhead import CpuMeter, wait_quiet
 from services.common.bundled_model import ensure_hf_model
+from services.common.grpc_client import sync_channel
 
 BUNDLED = "smollm2-135m-instruct"
 DEPLOYMENT_NAME = "bench-gateway"
@@ -146,13 +146,19 @@ def deploy(api: Api) -> tuple[dict[str, Any], float]:
     return deployment, time.perf_counter() - started
 
 
-def resolve_upstream(env: dict[str, str], owner_id: str, model: str) -> tuple[str, str]:
-    """(upstream URL ending in /v1, served model name), as the deployer tells the gateway."""
-    with grpc.insecure_channel(f"127.0.0.1:{env['DEPLOYER_GRPC_PORT']}") as channel:
+def resolve_upstream(running: Any, owner_id: str, model: str) -> tuple[str, str]:
+    """(upstream URL ending in /v1, served model name), as the deployer tells the gateway
+    (with the installation's service token, which `make run` keeps in the data folder)."""
+    token = (running.data_dir / "service.token").read_text().strip()
+    address = f"127.0.0.1:{running.env['DEPLOYER_GRPC_PORT']}"
+    channel = sync_channel(address, token=token)
+    try:
         stub = deployer_pb2_grpc.DeployerServiceStub(channel)
         reply = stub.ResolveModel(
             deployer_pb2.ResolveModelRequest(owner_id=owner_id, model=model), timeout=10
         )
+    finally:
+        channel.close()
     if not reply.upstream_url:
         raise SystemExit(f"the deployer gives no upstream for {model} ({reply.deployment.state})")
     return reply.upstream_url, reply.served_name
@@ -535,7 +541,7 @@ def main() -> None:
         deployment, ready_s = deploy(api)
         log(f"deployment ready in {ready_s:.0f}s")
         try:
-            upstream, served_name = resolve_upstream(running.env, api.user_id, DEPLOYMENT_NAME)
+            upstream, served_name = resolve_upstream(running, api.user_id, DEPLOYMENT_NAME)
             log(f"upstream: {upstream} (model {served_name})")
             gateway_pid = gateway_process(running.process.pid)
             clock = CpuClock(

@@ -41,6 +41,7 @@ def main() -> None:
     server, health, port = build_server(
         [lambda s: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, s)],
         settings.auth_grpc_bind,
+        service_token=settings.service_token,
     )
     get_logger(__name__).info("auth service listening", port=port)
     serve_until_signalled(server, health, on_stop=shutdown_telemetry)

@@ -1,7 +1,9 @@
-"""Async gRPC channels with a default deadline and trace propagation.
+"""gRPC channels with the installation's service token, a default deadline and trace
+propagation.
 
-The OpenTelemetry interceptors write W3C `traceparent` into call metadata, so the callee's
-spans join the caller's trace.
+Every call carries `authorization: Bearer <service token>` (services/common/service_auth.py):
+the services answer only each other. The OpenTelemetry interceptors write W3C `traceparent`
+into call metadata, so the callee's spans join the caller's trace.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import grpc
 from grpc.aio import ClientCallDetails, UnaryUnaryClientInterceptor
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, client_interceptor
 from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+from pydantic import SecretStr
+
+from services.common.service_auth import AsyncServiceToken, ServiceToken
 
 
 class DefaultDeadline(UnaryUnaryClientInterceptor):  # type: ignore[misc]
@@ -32,16 +37,23 @@ class DefaultDeadline(UnaryUnaryClientInterceptor):  # type: ignore[misc]
         return await continuation(client_call_details, request)
 
 
-def aio_channel(address: str, *, deadline_seconds: float) -> grpc.aio.Channel:
+def aio_channel(
+    address: str, *, deadline_seconds: float, token: SecretStr | str
+) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(
         address,
-        interceptors=[DefaultDeadline(deadline_seconds), *aio_client_interceptors()],  # type: ignore[no-untyped-call]
+        interceptors=[
+            *AsyncServiceToken.both(token),
+            DefaultDeadline(deadline_seconds),
+            *aio_client_interceptors(),  # type: ignore[no-untyped-call]
+        ],
         options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)],
     )
 
 
-def sync_channel(address: str) -> grpc.Channel:
+def sync_channel(address: str, *, token: SecretStr | str) -> grpc.Channel:
     """A blocking channel, for workers (Celery) that are not async. Pass `timeout=` per call."""
     channel = grpc.insecure_channel(address, options=[("grpc.keepalive_time_ms", 30_000)])
+    channel = grpc.intercept_channel(channel, ServiceToken(token))
     # OpenTelemetry's sync interceptor has its own channel wrapper, not grpc.intercept_channel.
     return intercept_channel(channel, client_interceptor())  # type: ignore[no-untyped-call]

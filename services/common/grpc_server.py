@@ -16,9 +16,11 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import server_interceptor
+from pydantic import SecretStr
 
 from services.common.errors import ForgelineError, grpc_trailers
 from services.common.logging import get_logger
+from services.common.service_auth import ServiceTokenCheck
 
 log = get_logger(__name__)
 
@@ -79,12 +81,18 @@ def build_server(
     add_servicers: Iterable[Callable[[grpc.Server], None]],
     bind: str,
     *,
+    service_token: SecretStr | str,
     max_workers: int = 16,
 ) -> tuple[grpc.Server, health.HealthServicer, int]:
-    """Returns the server, its health servicer and the bound port (bind may use port 0)."""
+    """Returns the server, its health servicer and the bound port (bind may use port 0).
+    Only calls with the installation's service token reach the servicers."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
-        interceptors=[server_interceptor(), ErrorInterceptor()],  # type: ignore[no-untyped-call]
+        interceptors=[
+            ServiceTokenCheck(service_token),
+            server_interceptor(),  # type: ignore[no-untyped-call]
+            ErrorInterceptor(),
+        ],
         options=[("grpc.so_reuseport", 0)],
     )
     for add in add_servicers:

@@ -28,6 +28,10 @@ class BaseServiceSettings(BaseSettings):
     data_dir: Path = Field(
         Path(".forgeline"), validation_alias=AliasChoices("FORGELINE_DATA_DIR", "data_dir")
     )
+    # What the services prove to each other on every gRPC call (services/common/service_auth.py).
+    service_token: SecretStr = Field(
+        SecretStr(""), validation_alias=AliasChoices("FORGELINE_SERVICE_TOKEN", "service_token")
+    )
     # Fernet key for secrets at rest (cloud credentials, OAuth client secrets, ...).
     secret_key: SecretStr = Field(
         SecretStr(""), validation_alias=AliasChoices("FORGELINE_SECRET_KEY", "secret_key")
@@ -71,6 +75,8 @@ class BaseServiceSettings(BaseSettings):
                 raise ValueError("FORGELINE_SECRET_KEY must be set to a real Fernet key")
             if self.database_url is None:
                 raise ValueError("DATABASE_URL must be set in production")
+            if self.service_token.get_secret_value() in PLACEHOLDER_SECRETS:
+                raise ValueError("FORGELINE_SERVICE_TOKEN must be set to a random value")
         return self
 
     @cached_property

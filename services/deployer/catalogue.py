@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import grpc
 from forgeline.v1 import trainer_pb2, trainer_pb2_grpc
+from pydantic import SecretStr
 
 from services.common.errors import NotFound, from_grpc
 from services.common.grpc_client import sync_channel
 
 
 class TrainerCatalogue:
-    def __init__(self, address: str, *, deadline_seconds: float) -> None:
-        self._stub = trainer_pb2_grpc.TrainerServiceStub(sync_channel(address))
+    def __init__(self, address: str, *, deadline_seconds: float, token: SecretStr | str) -> None:
+        self._stub = trainer_pb2_grpc.TrainerServiceStub(sync_channel(address, token=token))
         self._deadline = deadline_seconds
 
     def _call(self, rpc: str, request: object) -> object:

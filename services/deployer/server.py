@@ -77,7 +77,9 @@ def main() -> None:
     engine = create_db_engine(settings)
     run_migrations(engine, MIGRATIONS, VERSION_TABLE)
     trainer = TrainerCatalogue(
-        settings.trainer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+        settings.trainer_grpc_address,
+        deadline_seconds=settings.grpc_deadline_seconds,
+        token=settings.service_token,
     )
     servicer = DeployerServicer(
         engine=engine,
@@ -104,6 +106,7 @@ def main() -> None:
     server, health, port = build_server(
         [lambda s: deployer_pb2_grpc.add_DeployerServiceServicer_to_server(servicer, s)],
         settings.deployer_grpc_bind,
+        service_token=settings.service_token,
     )
     log.info("deployer listening", port=port)
 

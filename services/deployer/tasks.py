@@ -49,7 +49,9 @@ def runner() -> DeploymentRunner:
         settings=settings,
         servers=servers,
         trainer=TrainerCatalogue(
-            settings.trainer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+            settings.trainer_grpc_address,
+            deadline_seconds=settings.grpc_deadline_seconds,
+            token=settings.service_token,
         ),
         s3=s3_client(settings),
         enqueue_start=enqueue_start,

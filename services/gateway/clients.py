@@ -17,6 +17,7 @@ from forgeline.v1 import (
     rag_pb2_grpc,
     trainer_pb2_grpc,
 )
+from pydantic import SecretStr
 
 from services.common.errors import ForgelineError, from_grpc
 from services.common.grpc_client import aio_channel
@@ -50,8 +51,8 @@ async def _call(
 
 
 class AuthClient:
-    def __init__(self, address: str, *, deadline_seconds: float) -> None:
-        self._channel = aio_channel(address, deadline_seconds=deadline_seconds)
+    def __init__(self, address: str, *, deadline_seconds: float, token: SecretStr | str) -> None:
+        self._channel = aio_channel(address, deadline_seconds=deadline_seconds, token=token)
         self._stub = auth_pb2_grpc.AuthServiceStub(self._channel)
 
     async def close(self) -> None:
@@ -152,8 +153,9 @@ class RagClient:
         *,
         deadline_seconds: float,
         answer_deadline_seconds: float = ANSWER_DEADLINE_SECONDS,
+        token: SecretStr | str,
     ) -> None:
-        self._channel = aio_channel(address, deadline_seconds=deadline_seconds)
+        self._channel = aio_channel(address, deadline_seconds=deadline_seconds, token=token)
         self._stub = rag_pb2_grpc.RagServiceStub(self._channel)
         self._answer_deadline = answer_deadline_seconds
 
@@ -235,8 +237,8 @@ async def _answer_events(call: Any, first: Any) -> AsyncGenerator[rag_pb2.Answer
 class IndexerClient:
     """Documents of knowledge bases and their sync state."""
 
-    def __init__(self, address: str, *, deadline_seconds: float) -> None:
-        self._channel = aio_channel(address, deadline_seconds=deadline_seconds)
+    def __init__(self, address: str, *, deadline_seconds: float, token: SecretStr | str) -> None:
+        self._channel = aio_channel(address, deadline_seconds=deadline_seconds, token=token)
         self._stub = indexer_pb2_grpc.IndexerServiceStub(self._channel)
 
     async def close(self) -> None:
@@ -296,8 +298,8 @@ class TrainerClient:
     """Datasets, the base-model catalogue, estimates and training jobs. One generic call:
     the routes name the RPC, and every one maps errors the same way."""
 
-    def __init__(self, address: str, *, deadline_seconds: float) -> None:
-        self._channel = aio_channel(address, deadline_seconds=deadline_seconds)
+    def __init__(self, address: str, *, deadline_seconds: float, token: SecretStr | str) -> None:
+        self._channel = aio_channel(address, deadline_seconds=deadline_seconds, token=token)
         self._stub = trainer_pb2_grpc.TrainerServiceStub(self._channel)
 
     async def close(self) -> None:
@@ -310,8 +312,8 @@ class TrainerClient:
 class DeployerClient:
     """Deployments and the lookup of a caller's `model`. One generic call, like the trainer's."""
 
-    def __init__(self, address: str, *, deadline_seconds: float) -> None:
-        self._channel = aio_channel(address, deadline_seconds=deadline_seconds)
+    def __init__(self, address: str, *, deadline_seconds: float, token: SecretStr | str) -> None:
+        self._channel = aio_channel(address, deadline_seconds=deadline_seconds, token=token)
         self._stub = deployer_pb2_grpc.DeployerServiceStub(self._channel)
 
     async def close(self) -> None:

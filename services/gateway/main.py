@@ -75,19 +75,29 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.auth = AuthClient(
-            settings.auth_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+            settings.auth_grpc_address,
+            deadline_seconds=settings.grpc_deadline_seconds,
+            token=settings.service_token,
         )
         app.state.rag = RagClient(
-            settings.rag_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+            settings.rag_grpc_address,
+            deadline_seconds=settings.grpc_deadline_seconds,
+            token=settings.service_token,
         )
         app.state.indexer = IndexerClient(
-            settings.indexer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+            settings.indexer_grpc_address,
+            deadline_seconds=settings.grpc_deadline_seconds,
+            token=settings.service_token,
         )
         app.state.trainer = TrainerClient(
-            settings.trainer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+            settings.trainer_grpc_address,
+            deadline_seconds=settings.grpc_deadline_seconds,
+            token=settings.service_token,
         )
         app.state.deployer = DeployerClient(
-            settings.deployer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+            settings.deployer_grpc_address,
+            deadline_seconds=settings.grpc_deadline_seconds,
+            token=settings.service_token,
         )
         app.state.model_cache = ModelCache(settings.model_cache_ttl_seconds)
         app.state.use_recorder = UseRecorder()

@@ -7,6 +7,7 @@ import time
 
 import grpc
 from forgeline.v1 import rag_pb2, rag_pb2_grpc
+from pydantic import SecretStr
 
 from services.common.crypto import SecretBox
 from services.common.errors import from_grpc
@@ -31,8 +32,9 @@ class KnowledgeBaseDirectory:
         deadline_seconds: float,
         secrets: SecretBox,
         platform_bucket: str,
+        token: SecretStr | str,
     ) -> None:
-        self._stub = rag_pb2_grpc.RagServiceStub(sync_channel(rag_address))
+        self._stub = rag_pb2_grpc.RagServiceStub(sync_channel(rag_address, token=token))
         self._deadline = deadline_seconds
         self._secrets = secrets
         self.platform_bucket = platform_bucket

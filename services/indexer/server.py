@@ -58,6 +58,7 @@ def main() -> None:
         deadline_seconds=settings.grpc_deadline_seconds,
         secrets=SecretBox(settings),
         platform_bucket=settings.s3_bucket,
+        token=settings.service_token,
     )
 
     def enqueue(bucket: str, key: str, kb_id: str) -> None:
@@ -87,6 +88,7 @@ def main() -> None:
     grpc_server, health, port = build_server(
         [lambda s: indexer_pb2_grpc.add_IndexerServiceServicer_to_server(servicer, s)],
         settings.indexer_grpc_bind,
+        service_token=settings.service_token,
     )
     grpc_server.start()
     health.set("", health_pb2.HealthCheckResponse.SERVING)

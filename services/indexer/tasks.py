@@ -59,6 +59,7 @@ def directory() -> KnowledgeBaseDirectory:
         deadline_seconds=settings.grpc_deadline_seconds,
         secrets=SecretBox(settings),
         platform_bucket=settings.s3_bucket,
+        token=settings.service_token,
     )
 
 

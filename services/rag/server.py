@@ -50,12 +50,15 @@ def main() -> None:
                 trusted_urls=[settings.public_url],
             ),
         ),
-        indexer=indexer_pb2_grpc.IndexerServiceStub(sync_channel(settings.indexer_grpc_address)),
+        indexer=indexer_pb2_grpc.IndexerServiceStub(
+            sync_channel(settings.indexer_grpc_address, token=settings.service_token)
+        ),
         max_k=settings.retrieve_max_k,
     )
     server, health, port = build_server(
         [lambda s: rag_pb2_grpc.add_RagServiceServicer_to_server(servicer, s)],
         settings.rag_grpc_bind,
+        service_token=settings.service_token,
     )
     get_logger(__name__).info("rag service listening", port=port)
     serve_until_signalled(server, health, on_stop=shutdown_telemetry)

@@ -17,6 +17,7 @@ import os
 # can deadlock that fork. It never uses gRPC in a child, so fork support is off. Must be
 # set before grpc is imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+import secrets
 import signal
 import sys
 import threading
@@ -53,6 +54,16 @@ def _secret_key(data_dir: Path) -> str:
     path = data_dir / "secret.key"
     if not path.exists():
         path.write_text(generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _service_token(data_dir: Path) -> str:
+    """The token the services prove to each other (services/common/service_auth.py),
+    generated once per data folder."""
+    path = data_dir / "service.token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -126,9 +137,13 @@ class Stack:
     def start(self) -> None:
         s = self.settings
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Keys, databases, the object store's files: for the owner's eyes only.
+        self.data_dir.chmod(0o700)
         self.env = {
             "FORGELINE_DATA_DIR": str(self.data_dir),
             "FORGELINE_SECRET_KEY": s.secret_key.get_secret_value() or _secret_key(self.data_dir),
+            "FORGELINE_SERVICE_TOKEN": s.service_token.get_secret_value()
+            or _service_token(self.data_dir),
             "AUTH_GRPC_ADDRESS": f"127.0.0.1:{s.auth_grpc_port}",
             "AUTH_GRPC_BIND": f"127.0.0.1:{s.auth_grpc_port}",
             "RAG_GRPC_ADDRESS": f"127.0.0.1:{s.rag_grpc_port}",

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import grpc
 from forgeline.v1 import deployer_pb2, deployer_pb2_grpc
+from pydantic import SecretStr
 
 from services.common.errors import from_grpc
 from services.common.grpc_client import sync_channel
 
 
 class DeployerClient:
-    def __init__(self, address: str, *, deadline_seconds: float) -> None:
-        self._stub = deployer_pb2_grpc.DeployerServiceStub(sync_channel(address))
+    def __init__(self, address: str, *, deadline_seconds: float, token: SecretStr | str) -> None:
+        self._stub = deployer_pb2_grpc.DeployerServiceStub(sync_channel(address, token=token))
         self._deadline = deadline_seconds
 
     def deployment_on(self, owner_id: str, credential_id: str) -> str:

@@ -59,7 +59,9 @@ def main() -> None:
         events=JobEventWriter(redis.Redis.from_url(settings.redis_url)),
         enqueue=enqueue,
         deployments=DeployerClient(
-            settings.deployer_grpc_address, deadline_seconds=settings.grpc_deadline_seconds
+            settings.deployer_grpc_address,
+            deadline_seconds=settings.grpc_deadline_seconds,
+            token=settings.service_token,
         ),
     )
     stopping = threading.Event()
@@ -82,6 +84,7 @@ def main() -> None:
     server, health, port = build_server(
         [lambda s: trainer_pb2_grpc.add_TrainerServiceServicer_to_server(servicer, s)],
         settings.trainer_grpc_bind,
+        service_token=settings.service_token,
     )
     log = get_logger(__name__)
     log.info("trainer listening", port=port, resumed=inspector.resume())

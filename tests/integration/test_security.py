@@ -9,12 +9,17 @@ import json
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from forgeline.v1 import auth_pb2, auth_pb2_grpc, rag_pb2, rag_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.grpc_client import sync_channel
 from tests.factories import SignedInUser, auth_headers, make_api_key, make_user
+from tests.integration.conftest import Stack
 
 # Hostile input reaches the database: quoting, column sizes, counters (tests/README.md).
 pytestmark = pytest.mark.both_databases
@@ -223,3 +228,42 @@ def test_brute_force_locks_the_account(client: httpx.Client) -> None:
     assert "Try again in" in locked.json()["error"]["message"]
     # Sessions that already existed are not affected by someone guessing.
     assert client.get("/api/v1/me", headers=victim.headers).status_code == 200
+
+
+def test_internal_services_refuse_callers_without_the_service_token(
+    stack: Stack, client: httpx.Client, user: SignedInUser
+) -> None:
+    # Hostile: someone who can reach the auth service's port (any local user, a neighbour in
+    # the VPC) mints an API key for another user, bypassing the gateway.
+    env = stack.platform.env
+    address = f"127.0.0.1:{env['AUTH_GRPC_PORT']}"
+    request = auth_pb2.CreateApiKeyRequest(user_id=user.id, name="stolen")
+    for metadata in ((), (("authorization", "Bearer guessed"),)):
+        with grpc.insecure_channel(address) as channel:
+            stub = auth_pb2_grpc.AuthServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.CreateApiKey(request, metadata=metadata, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # A streaming call is refused the same way (the RAG service's Answer).
+        rag = f"127.0.0.1:{env['RAG_GRPC_PORT']}"
+        with grpc.insecure_channel(rag) as channel:
+            answers = rag_pb2_grpc.RagServiceStub(channel).Answer(
+                rag_pb2.AnswerRequest(owner_id=user.id), metadata=metadata, timeout=10
+            )
+            with pytest.raises(grpc.RpcError) as refused:
+                list(answers)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert client.get("/api/v1/api-keys", headers=user.headers).json()["count"] == 0
+    # Health checks stay open (the supervisor and load balancers use them), and the
+    # installation's own token, kept in its data folder for its owner only, is accepted.
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    data_dir = Path(stack.platform.data_dir)
+    assert data_dir.stat().st_mode & 0o077 == 0
+    token_file = data_dir / "service.token"
+    assert token_file.stat().st_mode & 0o077 == 0
+    minted = auth_pb2_grpc.AuthServiceStub(
+        sync_channel(address, token=token_file.read_text().strip())
+    ).CreateApiKey(request, timeout=10)
+    assert minted.key.name == "stolen"

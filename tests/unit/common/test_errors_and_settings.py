@@ -51,3 +51,13 @@ def test_production_refuses_placeholder_secrets() -> None:
         BaseServiceSettings(environment="production", secret_key="changeme", database_url="x")
     with pytest.raises(ValidationError, match="DATABASE_URL"):
         BaseServiceSettings(environment="production", secret_key="a-real-looking-key")
+    with pytest.raises(ValidationError, match="FORGELINE_SERVICE_TOKEN"):
+        BaseServiceSettings(
+            environment="production", secret_key="a-real-looking-key", database_url="x"
+        )
+    BaseServiceSettings(
+        environment="production",
+        secret_key="a-real-looking-key",
+        database_url="x",
+        service_token="a-random-token",
+    )

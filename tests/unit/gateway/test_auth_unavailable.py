@@ -12,6 +12,7 @@ def test_auth_down_gives_503() -> None:
         auth_grpc_address=f"127.0.0.1:{free_port()}",
         redis_url=f"redis://127.0.0.1:{free_port()}/0",
         grpc_deadline_seconds=1.0,
+        service_token="unit-service-token",
     )
     with TestClient(create_app(settings)) as client:
         response = client.get("/api/v1/me", headers={"Authorization": "Bearer flk_abc_def"})

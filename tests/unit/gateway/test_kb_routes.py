@@ -212,6 +212,7 @@ DONE = rag_pb2.AnswerEvent(done=True)
 # --- fixtures --------------------------------------------------------------------------------
 
 
+SERVICE_TOKEN = "unit-service-token"
 MAX_UPLOAD_REQUEST = 16 * 1024
 MAX_FILES = 4
 QUOTA = 6 * MAX_UPLOAD
@@ -232,6 +233,7 @@ def make_settings(**overrides: Any) -> GatewaySettings:
         max_upload_request_bytes=MAX_UPLOAD_REQUEST,
         max_files_per_upload=MAX_FILES,
         auth_cache_ttl_seconds=0,
+        service_token=SERVICE_TOKEN,
         **overrides,
     )
 
@@ -796,6 +798,7 @@ def rag_server() -> Iterator[tuple[str, ScriptedRagServicer]]:
     server, _, port = build_server(
         [lambda s: rag_pb2_grpc.add_RagServiceServicer_to_server(servicer, s)],
         "127.0.0.1:0",
+        service_token=SERVICE_TOKEN,
         max_workers=4,
     )
     server.start()
@@ -811,7 +814,7 @@ def test_rag_client_maps_errors_and_cancels_the_call(
     address, _ = rag_server
 
     async def scenario() -> None:
-        client = RagClient(address, deadline_seconds=5)
+        client = RagClient(address, deadline_seconds=5, token=SERVICE_TOKEN)
         try:
 
             def ask(question: str) -> rag_pb2.AnswerRequest:

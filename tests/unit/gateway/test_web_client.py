@@ -68,6 +68,7 @@ def test_browser_oauth_callback_goes_to_the_client(
         auth_grpc_address=f"127.0.0.1:{free_port()}",
         redis_url=f"redis://127.0.0.1:{free_port()}/0",
         grpc_deadline_seconds=1.0,
+        service_token="unit-service-token",
     )
     callback = "/api/v1/auth/oauth/google/callback?error=access_denied"
     with TestClient(create_app(settings), follow_redirects=False) as client:

@@ -34,7 +34,11 @@ def attached(kb_id: str, prefix: str = "docs/") -> KnowledgeBaseSource:
 def directory(monkeypatch: pytest.MonkeyPatch) -> tuple[KnowledgeBaseDirectory, list[int]]:
     settings = BaseServiceSettings(secret_key=SecretStr(Fernet.generate_key().decode()))
     found = KnowledgeBaseDirectory(
-        "127.0.0.1:1", deadline_seconds=1, secrets=SecretBox(settings), platform_bucket="forgeline"
+        "127.0.0.1:1",
+        deadline_seconds=1,
+        secrets=SecretBox(settings),
+        platform_bucket="forgeline",
+        token="unit-service-token",
     )
     calls: list[int] = []
     current: list[KnowledgeBaseSource] = []
