@@ -25,7 +25,7 @@ from services.gateway.clients import (
 )
 from services.gateway.errors import install_error_handlers
 from services.gateway.inference import ModelCache, UseRecorder
-from services.gateway.middleware import AccessLog, BodySizeLimit
+from services.gateway.middleware import AccessLog, BodySizeLimit, JsonDepthLimit
 from services.gateway.rate_limits import RateLimiter
 from services.gateway.routes import (
     admin,
@@ -156,6 +156,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         re.escape(API_PREFIX)
         + f"({knowledge_bases.UPLOAD_PATH_PATTERN}|{datasets.UPLOAD_PATH_PATTERN})"
     )
+    # Inside BodySizeLimit, so the body it reads is bounded.
+    app.add_middleware(JsonDepthLimit, exempt_paths=upload_paths)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,

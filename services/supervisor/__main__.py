@@ -168,7 +168,7 @@ class Stack:
                 self.env["REDIS_URL"] = url
                 self._start(
                     "redis",
-                    valkey_argv(self.data_dir, s.embedded_redis_port),
+                    valkey_argv(self.data_dir, s.embedded_redis_port, s.embedded_redis_maxmemory),
                     echo=False,
                     ready=lambda: redis.Redis.from_url(url, socket_timeout=1).ping(),
                 )

@@ -19,7 +19,7 @@ class S3Credentials:
     secret_access_key: str
 
 
-def valkey_argv(data_dir: Path, port: int) -> list[str]:
+def valkey_argv(data_dir: Path, port: int, maxmemory: str = "1gb") -> list[str]:
     redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
     return [
@@ -31,6 +31,9 @@ def valkey_argv(data_dir: Path, port: int) -> list[str]:
         "--appendonly", "yes",
         "--save", "60 1",
         "--protected-mode", "yes",
+        # Queues and job events must not be evicted: when full, writes fail and say so.
+        "--maxmemory", maxmemory,
+        "--maxmemory-policy", "noeviction",
     ]  # fmt: skip
 
 

@@ -18,5 +18,8 @@ class SupervisorSettings(BaseServiceSettings):
     # Only used when REDIS_URL / S3_ENDPOINT_URL are not set. SeaweedFS also takes the
     # 12 ports just above the S3 port.
     embedded_redis_port: int = 6390
+    # A ceiling on the embedded Valkey's memory. Past it, writes fail loudly (noeviction)
+    # rather than silently dropping queued jobs or events.
+    embedded_redis_maxmemory: str = "1gb"
     embedded_s3_port: int = 8333
     embedded_chroma_port: int = 8360

@@ -208,6 +208,23 @@ def test_malformed_json(client: httpx.Client) -> None:
     assert response.json()["error"]["code"] == "invalid_request"
 
 
+def test_deeply_nested_json_is_refused_in_words(client: httpx.Client, user: SignedInUser) -> None:
+    # Hostile: a body of 200,000 nested arrays, well under the size limit; Python's JSON
+    # parser recurses once per level and gave up with a 500.
+    nested = b'{"model": "m", "messages": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    for path, headers in (
+        ("/v1/chat/completions", user.headers),
+        ("/api/v1/auth/login", {}),
+        ("/api/v1/kbs", user.headers),
+    ):
+        response = client.post(
+            path, content=nested, headers={**headers, "content-type": "application/json"}
+        )
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"]["code"] == "invalid_request", path
+        assert "nested" in response.json()["error"]["message"], path
+
+
 def test_brute_force_locks_the_account(client: httpx.Client) -> None:
     victim = make_user(client)
     codes = []

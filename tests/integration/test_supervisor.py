@@ -37,7 +37,11 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_the_data(tmp_path: Path) ->
             assert part in names
 
         # The embedded servers are real: Redis answers, S3 holds the platform's bucket.
-        assert redis.Redis(port=int(env["EMBEDDED_REDIS_PORT"])).ping()
+        embedded_redis = redis.Redis(port=int(env["EMBEDDED_REDIS_PORT"]))
+        assert embedded_redis.ping()
+        # Bounded memory, and nothing queued is ever evicted to make room.
+        memory = embedded_redis.config_get("maxmemory*")
+        assert (memory["maxmemory"], memory["maxmemory-policy"]) == (str(1024**3), "noeviction")
         creds = json.loads((data_dir / "s3-credentials.json").read_text())
         s3 = boto3.client(
             "s3",

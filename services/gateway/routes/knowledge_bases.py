@@ -68,6 +68,12 @@ router = APIRouter(prefix="/kbs", tags=["knowledge-bases"])
 # (its files are limited one by one here, by `max_upload_bytes`).
 UPLOAD_PATH_PATTERN = r"/kbs/[^/]+/documents"
 
+# Document types that open in the browser's own viewer, with nothing in them to run.
+INLINE_TYPES = frozenset(
+    {"application/pdf", "text/plain", "text/csv", "image/png", "image/jpeg", "image/gif",
+     "image/webp"}
+)  # fmt: skip
+
 KbId = Annotated[str, Path(max_length=64)]
 DocumentId = Annotated[str, Path(max_length=64)]
 
@@ -297,10 +303,15 @@ async def open_document(
     document = await _platform_document(indexer, owner_id, kb, document_id, settings)
     body, content_type, size = await run_in_threadpool(open_object, s3, kb.bucket, document.key)
     name = document.name.rsplit("/", 1)[-1]
+    # Only types a browser shows without running anything open in the page; the rest (HTML,
+    # SVG, XML, scripts, ...) download, and a sandbox CSP covers a browser that renders anyway.
+    disposition = "inline" if content_type.split(";")[0].strip() in INLINE_TYPES else "attachment"
     headers = {
-        "Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}",
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
         "Cache-Control": "private, no-store",
         "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; "
+        "style-src 'unsafe-inline'",
     }
     if size:
         headers["Content-Length"] = str(size)

@@ -601,6 +601,28 @@ def test_open_a_document_as_uploaded(env: Env) -> None:
     assert missing.json()["error"]["code"] == "document_not_found"
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["page.html", "page.htm", "logo.svg", "feed.xml", "page.xhtml", "notes.md", "script.js"],
+)
+def test_a_document_that_a_browser_would_run_opens_as_a_download(env: Env, name: str) -> None:
+    # Hostile: a document with a script, opened from the platform's own origin, would run
+    # with the signed-in user's session (and read their tokens).
+    kb = env.new_kb()
+    script = (
+        b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(document.domain)</script></svg>"
+    )
+    stored = upload(env, kb["id"], (name, script)).json()["data"][0]
+    opened = env.client.get(
+        f"/api/v1/kbs/{kb['id']}/documents/{stored['document_id']}/file", headers=ALICE
+    )
+    assert opened.status_code == 200
+    assert opened.headers["content-disposition"].startswith("attachment;"), name
+    assert opened.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in opened.headers["content-security-policy"]
+    assert opened.content == script  # as uploaded, only not rendered
+
+
 def test_failed_documents_say_why(env: Env) -> None:
     kb = env.new_kb()
     stored = upload(env, kb["id"], ("scan.pdf", b"%PDF")).json()["data"][0]
