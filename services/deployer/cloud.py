@@ -8,7 +8,6 @@ the secret still encrypted with the platform key, which it shares, and decrypts 
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,10 +31,6 @@ SERVING_ROLE = "serving"
 ROLE_LABEL = {ROLE_TAG: SERVING_ROLE}
 # A fine-tuned version's weights are fetched once, at boot; the URL outlives a slow boot.
 MODEL_URL_SECONDS = 24 * 3600
-
-
-def new_api_key() -> str:
-    return "fl-node-" + secrets.token_urlsafe(32)
 
 
 def api_from_source(

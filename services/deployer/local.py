@@ -104,6 +104,7 @@ class LocalServers:
         kv_cache_gb: int,
         log_path: Path,
         cache_dir: Path,
+        api_key: str,
     ) -> subprocess.Popen[bytes]:
         spec = ENGINES["vllm"]
         env = engine_env(spec)
@@ -114,6 +115,9 @@ class LocalServers:
             "VLLM_CACHE_ROOT": str(cache_dir),
             "HF_HUB_OFFLINE": "1",
             "PYTHONUNBUFFERED": "1",
+            # vLLM's own variable for --api-key: the environment is readable by the owner
+            # only, a command line by every user of the machine.
+            "VLLM_API_KEY": api_key,
         }
         cache_dir.mkdir(parents=True, exist_ok=True)
         log_path.parent.mkdir(parents=True, exist_ok=True)

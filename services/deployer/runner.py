@@ -30,6 +30,7 @@ from services.deployer.catalogue import TrainerCatalogue
 from services.deployer.local import LocalServers, free_port, healthy, log_tail, snapshot
 from services.deployer.models import Deployment
 from services.deployer.node_script import NodeAdapter
+from services.deployer.server_keys import new_api_key
 from services.deployer.settings import DeployerSettings
 from services.deployer.states import FAILED, PENDING, READY, STARTING, upstream_served_name
 
@@ -95,10 +96,13 @@ class DeploymentRunner:
         self.servers.stop(deployment_id, row.processes)
         host = self.settings.deployer_local_host
         port = free_port(host)
+        box = SecretBox(self.settings)
+        # Deployments made before local servers had keys get theirs now.
+        encrypted_key = row.api_key_encrypted or box.encrypt(new_api_key())
         if not lifecycle.update(
             self.engine, deployment_id, attempt,
             host=host, port=port, processes=[], status_message="Starting the server",
-            starting_at=utcnow(),
+            starting_at=utcnow(), api_key_encrypted=encrypted_key,
         ):  # fmt: skip
             return "superseded"
         process = self.servers.spawn(
@@ -110,6 +114,7 @@ class DeploymentRunner:
             kv_cache_gb=self.settings.deployer_vllm_kv_cache_gb,
             log_path=path,
             cache_dir=self.settings.work_dir / "vllm-cache",
+            api_key=box.decrypt(encrypted_key),
         )  # fmt: skip
         deadline = time.monotonic() + self.settings.deployer_start_timeout_seconds
         last_beat = 0.0

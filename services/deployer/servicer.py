@@ -29,10 +29,11 @@ from services.deployer.adapters import (
 )
 from services.deployer.catalogue import TrainerCatalogue
 from services.deployer.chats import ChatRpcs
-from services.deployer.cloud import credential_for, machine_for, new_api_key
+from services.deployer.cloud import credential_for, machine_for
 from services.deployer.local import log_tail
 from services.deployer.models import Deployment
 from services.deployer.runner import log_path
+from services.deployer.server_keys import new_api_key
 from services.deployer.settings import DeployerSettings
 from services.deployer.states import (
     CLOUD_TARGETS,
@@ -206,7 +207,6 @@ class DeployerServicer(ChatRpcs, deployer_pb2_grpc.DeployerServiceServicer):  # 
                 "instance_type": machine.instance_type,
                 "usd_per_hour": machine.usd_per_hour,
                 "idle_minutes": idle,
-                "api_key_encrypted": SecretBox(self.settings).encrypt(new_api_key()),
             }
         with session_scope(self.engine) as db:
             live = db.exec(
@@ -237,6 +237,8 @@ class DeployerServicer(ChatRpcs, deployer_pb2_grpc.DeployerServiceServicer):  # 
                     else []
                 ),
                 status_message="Waiting for a worker",
+                # Local servers too: loopback is open to every process of the machine.
+                api_key_encrypted=SecretBox(self.settings).encrypt(new_api_key()),
                 **cloud_fields,
             )
             db.add(row)

@@ -61,7 +61,8 @@ class Upstream:
     deployment_id: str
     url: str  # ends in /v1
     served_name: str
-    api_key: str = ""  # a cloud node's own key, sent as a bearer token; local ones need none
+    # The server's own key (services/deployer/server_keys.py), sent as a bearer token.
+    api_key: str = ""
 
     @property
     def headers(self) -> dict[str, str]:

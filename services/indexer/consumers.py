@@ -3,6 +3,7 @@ queue that AWS S3 notifications arrive on."""
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import threading
 from collections.abc import Callable
@@ -48,7 +49,7 @@ def webhook_app(apply: Apply, *, token: str) -> FastAPI:
         source: str, request: Request, authorization: str | None = Header(None)
     ) -> JSONResponse:
         if token:
-            allowed = authorization == f"Bearer {token}"
+            allowed = hmac.compare_digest(authorization or "", f"Bearer {token}")
         else:  # no shared secret configured: only senders on this machine
             host = request.client.host if request.client else ""
             allowed = bool(host) and ipaddress.ip_address(host).is_loopback

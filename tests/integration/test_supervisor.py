@@ -36,8 +36,13 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_the_data(tmp_path: Path) ->
         for part in ("valkey-server", "weed", "services.auth", "services.gateway"):
             assert part in names
 
-        # The embedded servers are real: Redis answers, S3 holds the platform's bucket.
-        embedded_redis = redis.Redis(port=int(env["EMBEDDED_REDIS_PORT"]))
+        # The embedded servers are real: Redis answers, S3 holds the platform's bucket. Each
+        # asks for the secret the supervisor generated into the data folder (owner-only).
+        assert data_dir.stat().st_mode & 0o777 == 0o700
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=int(env["EMBEDDED_REDIS_PORT"])).ping()
+        assert "requirepass" not in " ".join(" ".join(c.cmdline()) for c in children)
+        embedded_redis = redis.Redis.from_url(platform.redis_url())
         assert embedded_redis.ping()
         # Bounded memory, and nothing queued is ever evicted to make room.
         memory = embedded_redis.config_get("maxmemory*")

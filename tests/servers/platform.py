@@ -29,6 +29,11 @@ class Platform:
     env: dict[str, str] = field(repr=False)
     log_path: Path
 
+    def redis_url(self, db: int = 0) -> str:
+        """The embedded Valkey, with the password the supervisor generated."""
+        password = (self.data_dir / "redis.password").read_text().strip()
+        return f"redis://:{password}@127.0.0.1:{self.env['EMBEDDED_REDIS_PORT']}/{db}"
+
     def logs(self) -> str:
         """Everything the stack wrote: the supervisor's console and each service's log."""
         parts = [self.log_path.read_text(errors="replace")]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,12 +17,13 @@ from tests.servers import free_port, stop_process_group, wait_until
 
 @contextmanager
 def run_valkey(work: Path) -> Iterator[str]:
-    """Yields the server's URL (database 0)."""
+    """Yields the server's URL (database 0), with a password, as a deployment's would be."""
     port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
+    password = secrets.token_urlsafe(16)
+    url = f"redis://:{password}@127.0.0.1:{port}/0"
     with (work / "valkey.log").open("wb") as log:
         process = subprocess.Popen(
-            valkey_argv(work, port),
+            valkey_argv(work, port, password),
             cwd=work,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -9,8 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
+from services.common.crypto import SecretBox, generate_key
 from services.common.db import create_db_engine, run_migrations, session_scope
 from services.common.timestamps import utcnow
 from services.deployer import lifecycle
@@ -27,6 +29,7 @@ def settings(tmp_path: Path) -> DeployerSettings:
         deployer_health_failures=2,
         deployer_max_failed_restarts=2,
         deployer_start_timeout_seconds=60,
+        secret_key=SecretStr(generate_key()),
     )
 
 
@@ -186,6 +189,12 @@ def test_create_names_limits_and_refuses(engine: Engine, settings: DeployerSetti
     assert calls.starts == [(first.id, 0)]
     second = create(base_model="smollm2-135m-instruct")
     assert second.name.startswith("smollm2-135m-instruct-")
+    # A local server answers only to a key of its own, as a cloud node does; each has its own.
+    keys = {
+        SecretBox(settings).decrypt(lifecycle.load(engine, d.id).api_key_encrypted)  # type: ignore[union-attr]
+        for d in (first, second)
+    }
+    assert len(keys) == 2 and all(k.startswith("fl-node-") for k in keys)
     with pytest.raises(InvalidInput) as caught:
         create(base_model="qwen-7b")
     assert caught.value.code == "model_not_available_locally"

@@ -1,0 +1,28 @@
+"""Secrets `make run` generates once per data folder and keeps there, readable by the owner
+only: the encryption key, the service token, the embedded servers' passwords and keys.
+
+Kept, not regenerated at each start: what they protect (encrypted rows, the object store's
+identity, Valkey's queues) outlives a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def generated_secret(path: Path, make: Callable[[], str] = _token) -> str:
+    """The secret in `path`, made by `make` and written 0600 the first time."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600, so it is never readable by others, not even for a moment.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(make())
+    return path.read_text().strip()
