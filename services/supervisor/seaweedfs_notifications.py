@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
+from services.supervisor.generated_secrets import write_private
+
 NOTIFICATION_FILE = "notification.toml"
 # Only object paths: the filer also reports its own files (/etc/iam, /etc/s3, /topics, ...).
 # "/buckets/.system/" still passes this prefix; the parser drops it.
@@ -87,10 +89,8 @@ def notification_toml(
 def write_notification_config(config_dir: Path, text: str) -> Path:
     """Write `text` (from `notification_toml`) to `config_dir/notification.toml`, mode 0600
     since it may hold the bearer token."""
-    config_dir.mkdir(parents=True, exist_ok=True)
     path = config_dir / NOTIFICATION_FILE
-    path.write_text(text)
-    path.chmod(0o600)
+    write_private(path, text)
     return path
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from services.supervisor.generated_secrets import generated_secret
+from services.supervisor.generated_secrets import generated_secret, write_private
 
 SECURITY_FILE = "security.toml"
 COMMON_NAME = "forgeline-seaweedfs"
@@ -55,12 +54,6 @@ class Tls:
     ca: Path
     cert: Path
     key: Path
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
 
 
 def ensure_tls(folder: Path) -> Tls:
@@ -109,7 +102,7 @@ def ensure_tls(folder: Path) -> Tls:
         .sign(ca_key, hashes.SHA256())
     )
     # The CA's key is not kept: nothing else is ever signed with it.
-    _write_private(
+    write_private(
         tls.key,
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -117,8 +110,8 @@ def ensure_tls(folder: Path) -> Tls:
             serialization.NoEncryption(),
         ),
     )
-    _write_private(tls.cert, cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(tls.ca, ca.public_bytes(serialization.Encoding.PEM))
+    write_private(tls.cert, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(tls.ca, ca.public_bytes(serialization.Encoding.PEM))
     return tls
 
 
@@ -145,7 +138,6 @@ def write_security_config(config_dir: Path, secrets_dir: Path) -> Path:
         for section in JWT_SECTIONS
     }
     tls = ensure_tls(secrets_dir / "tls")
-    config_dir.mkdir(parents=True, exist_ok=True)
     path = config_dir / SECURITY_FILE
-    _write_private(path, security_toml(keys, tls).encode())
+    write_private(path, security_toml(keys, tls))
     return path
