@@ -138,7 +138,11 @@ def test_an_event_from_the_attached_bucket_is_routed_to_its_knowledge_base_at_on
                 break
         assert body is not None, "moto published no S3 event"
         webhook = f"http://127.0.0.1:{stack.platform.env['INDEXER_WEBHOOK_PORT']}/events/s3"
-        answer = httpx.post(webhook, content=body, timeout=10)
+        # A sender without the installation's webhook token is refused, even from loopback.
+        assert httpx.post(webhook, content=body, timeout=10).status_code == 403
+        answer = httpx.post(
+            webhook, content=body, headers=stack.platform.webhook_headers(), timeout=10
+        )
         assert answer.status_code == 202 and answer.json()["accepted"] == 1
         listed = {d["name"]: d["state"] for d in documents(client, user, kb["id"])}
         assert listed.get("valve.txt") in {"pending", "indexed"}

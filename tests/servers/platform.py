@@ -34,6 +34,11 @@ class Platform:
         password = (self.data_dir / "redis.password").read_text().strip()
         return f"redis://:{password}@127.0.0.1:{self.env['EMBEDDED_REDIS_PORT']}/{db}"
 
+    def webhook_headers(self) -> dict[str, str]:
+        """What a configured bucket-event sender puts on its posts to the indexer webhook."""
+        token = (self.data_dir / "indexer-webhook.token").read_text().strip()
+        return {"Authorization": f"Bearer {token}"}
+
     def logs(self) -> str:
         """Everything the stack wrote: the supervisor's console and each service's log."""
         parts = [self.log_path.read_text(errors="replace")]
