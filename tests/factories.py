@@ -41,11 +41,19 @@ def login(client: httpx.Client, email: str, password: str) -> dict[str, Any]:
 
 
 def make_user(
-    client: httpx.Client, *, email: str | None = None, password: str | None = None
+    client: httpx.Client,
+    *,
+    email: str | None = None,
+    password: str | None = None,
+    setup_code: str = "",
 ) -> SignedInUser:
+    """A signed-in account; with the instance's `setup_code`, its administrator."""
     email = email or random_email()
     password = password or random_password()
-    response = client.post("/api/v1/auth/register", json={"email": email, "password": password})
+    body = {"email": email, "password": password}
+    if setup_code:
+        body["setup_code"] = setup_code
+    response = client.post("/api/v1/auth/register", json=body)
     assert response.status_code == 201, response.text
     pair = login(client, email, password)
     return SignedInUser(

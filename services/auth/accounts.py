@@ -10,9 +10,11 @@ from sqlmodel import Session
 
 from services.auth import crud
 from services.auth.context import AuthContext
-from services.auth.models import ROLE_ADMIN, User
+from services.auth.models import ROLE_ADMIN, ROLE_MEMBER, User
 from services.auth.passwords import check_policy, hash_password, needs_rehash, verify_password
+from services.auth.registration import check_may_register
 from services.auth.sessions import TokenPair, start_session
+from services.auth.setup_codes import claim_setup_code
 from services.common.db import session_scope
 from services.common.errors import (
     Conflict,
@@ -37,17 +39,33 @@ def normalize_email(raw: str) -> str:
     return result.normalized.lower()
 
 
-def register(ctx: AuthContext, *, email: str, password: str) -> User:
+def register(ctx: AuthContext, *, email: str, password: str, setup_code: str = "") -> User:
+    """A member account, or the first administrator when `setup_code` is the instance's
+    one-time code (then the registration policy does not apply: it makes the one who sets
+    the policy)."""
     email = normalize_email(email)
+    if not setup_code:
+        check_may_register(ctx.settings, email)
     check_policy(password, email=email)
     password_hash = hash_password(password)
     try:
         with session_scope(ctx.engine) as db:
             if crud.get_user_by_email(db, email=email) is not None:
                 raise Conflict("email_taken", "An account with this email already exists.")
-            return crud.create_user(db, email=email, password_hash=password_hash)
+            role = ROLE_ADMIN if setup_code else ROLE_MEMBER
+            user = crud.create_user(db, email=email, password_hash=password_hash, role=role)
+            # Claimed in the same transaction as the account: both land, or neither does.
+            if setup_code and not claim_setup_code(db, code=setup_code, user_id=user.id):
+                raise PermissionDenied(
+                    "invalid_setup_code",
+                    "That setup code is not valid or has already been used. Run "
+                    "`python -m services.auth.setup_codes` on the server for a new one.",
+                )
     except IntegrityError as exc:  # lost a race with a concurrent registration
         raise Conflict("email_taken", "An account with this email already exists.") from exc
+    if setup_code:
+        ctx.settings.setup_code_file.unlink(missing_ok=True)
+    return user
 
 
 def _lockout_seconds(ctx: AuthContext, failed: int) -> int:

@@ -8,7 +8,6 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from services.auth.models import (
-    ROLE_ADMIN,
     ROLE_MEMBER,
     ApiKey,
     AuthSession,
@@ -28,14 +27,11 @@ def get_user_by_email(session: Session, *, email: str) -> User | None:
     return session.exec(select(User).where(User.email == email)).first()
 
 
-def create_user(session: Session, *, email: str, password_hash: str | None) -> User:
-    # The first account administers the instance.
-    has_users = session.exec(select(User.id).limit(1)).first() is not None
-    user = User(
-        email=email,
-        password_hash=password_hash,
-        role=ROLE_MEMBER if has_users else ROLE_ADMIN,
-    )
+def create_user(
+    session: Session, *, email: str, password_hash: str | None, role: str = ROLE_MEMBER
+) -> User:
+    # An administrator only ever comes from the setup code (services/auth/setup_codes.py).
+    user = User(email=email, password_hash=password_hash, role=role)
     session.add(user)
     session.flush()
     return user

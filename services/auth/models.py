@@ -97,3 +97,17 @@ class OAuthState(SQLModel, table=True):
     code_verifier_encrypted: str = Field(max_length=512)
     redirect_uri: str = Field(max_length=2048)
     expires_at: datetime
+
+
+class SetupCode(SQLModel, table=True):
+    """The one-time code that makes the first administrator (services/auth/setup_codes.py).
+
+    Only its hash is stored; claiming it is one conditional UPDATE, so of two registrations
+    racing with the same code exactly one becomes the administrator."""
+
+    __tablename__ = "auth_setup_codes"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None
+    used_by: str | None = Field(default=None, max_length=32)

@@ -27,6 +27,7 @@ from services.auth import crud
 from services.auth.accounts import normalize_email
 from services.auth.context import AuthContext
 from services.auth.models import Identity, OAuthState
+from services.auth.registration import check_may_register
 from services.auth.sessions import TokenPair, start_session
 from services.auth.settings import OAuthProviderConfig
 from services.common.db import session_scope
@@ -284,9 +285,10 @@ def _link_and_sign_in(ctx: AuthContext, *, provider: str, login: ProviderLogin) 
                     "linked to a Forgeline account. Verify it there and try again.",
                 )
             email = normalize_email(login.email)
-            user = crud.get_user_by_email(db, email=email) or crud.create_user(
-                db, email=email, password_hash=None
-            )
+            user = crud.get_user_by_email(db, email=email)
+            if user is None:
+                check_may_register(ctx.settings, email)  # a first sign-in creates an account
+                user = crud.create_user(db, email=email, password_hash=None)
             db.add(Identity(user_id=user.id, provider=provider, subject=login.subject, email=email))
         if user is None or user.disabled:
             raise PermissionDenied("account_disabled", "This account has been disabled.")

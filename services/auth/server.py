@@ -9,6 +9,7 @@ from forgeline.v1 import auth_pb2_grpc
 from services.auth.context import AuthContext, RevocationPublisher
 from services.auth.servicer import AuthServicer
 from services.auth.settings import AuthSettings
+from services.auth.setup_codes import ensure_setup_code
 from services.auth.tokens import TokenIssuer
 from services.common.crypto import SecretBox
 from services.common.db import create_db_engine, run_migrations
@@ -37,6 +38,8 @@ def main() -> None:
     setup_logging("auth", settings.log_level)
     setup_telemetry("auth", settings)
     ctx = build_context(settings)
+    # While there is no administrator, a one-time code makes one (`make run` prints it).
+    ensure_setup_code(ctx.engine, settings.setup_code_file)
     servicer = AuthServicer(ctx)
     server, health, port = build_server(
         [lambda s: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, s)],

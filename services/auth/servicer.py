@@ -70,7 +70,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
         self, request: auth_pb2.RegisterRequest, context: grpc.ServicerContext
     ) -> auth_pb2.User:
         return user_to_proto(
-            accounts.register(self.ctx, email=request.email, password=request.password)
+            accounts.register(
+                self.ctx,
+                email=request.email,
+                password=request.password,
+                setup_code=request.setup_code,
+            )
         )
 
     def Login(

@@ -9,6 +9,9 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from services.common.settings import BaseServiceSettings
 
+# Under the data folder: the first administrator's one-time code, while there is none (0600).
+SETUP_CODE_FILE = Path("auth") / "setup-code"
+
 
 class OAuthProviderConfig(BaseModel):
     """One login provider. `preset` fills in endpoints for Google and GitHub."""
@@ -42,6 +45,13 @@ class AuthSettings(BaseServiceSettings):
     lockout_base_seconds: int = 30
     lockout_max_seconds: int = 900
 
+    # Who may create an account (services/auth/registration.py): "open" to anyone who reaches
+    # the gateway, "invited" to the addresses and domains in `registration_invited`
+    # (space-separated, e.g. "ana@example.com acme.com"), "closed" to nobody (the
+    # administrator comes from the setup code whatever this says). Sign-in providers too.
+    registration_mode: Literal["open", "invited", "closed"] = "open"
+    registration_invited: str = ""
+
     # JSON list of OAuthProviderConfig, e.g.
     # [{"name":"google","preset":"google","client_id":"...","client_secret":"..."}]
     oauth_providers: list[OAuthProviderConfig] = Field(default_factory=list)
@@ -53,3 +63,8 @@ class AuthSettings(BaseServiceSettings):
     @property
     def jwt_key_file(self) -> Path:
         return self.data_dir / "auth" / "jwt_ed25519.pem"
+
+    @property
+    def setup_code_file(self) -> Path:
+        """The first administrator's one-time code, while there is none (0600)."""
+        return self.data_dir / SETUP_CODE_FILE

@@ -58,9 +58,10 @@ class AuthClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def register(self, email: str, password: str) -> auth_pb2.User:
+    async def register(self, email: str, password: str, setup_code: str = "") -> auth_pb2.User:
         return await _call(
-            self._stub.Register, auth_pb2.RegisterRequest(email=email, password=password)
+            self._stub.Register,
+            auth_pb2.RegisterRequest(email=email, password=password, setup_code=setup_code),
         )
 
     async def login(self, email: str, password: str) -> auth_pb2.TokenPair:

@@ -27,6 +27,11 @@ class Credentials(BaseModel):
     password: str = Field(min_length=1, max_length=128, examples=["a long passphrase"])
 
 
+class Registration(Credentials):
+    # The one-time code `make run` printed: this account becomes the first administrator.
+    setup_code: str = Field("", max_length=128)
+
+
 class RefreshRequest(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=128)
 

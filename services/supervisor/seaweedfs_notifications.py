@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
-from services.supervisor.generated_secrets import write_private
+from services.common.private_files import write_private
 
 NOTIFICATION_FILE = "notification.toml"
 # Only object paths: the filer also reports its own files (/etc/iam, /etc/s3, /topics, ...).

@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from services.supervisor.generated_secrets import generated_secret, write_private
+from services.common.private_files import write_private
+from services.supervisor.generated_secrets import generated_secret
 
 SECURITY_FILE = "security.toml"
 COMMON_NAME = "forgeline-seaweedfs"

@@ -36,8 +36,7 @@ OIDC_PROVIDER_NAME = "testidp"
 OIDC_DISPLAY_NAME = "Test IdP"
 
 
-# The stack's first account, so its administrator: made before any test registers, so
-# that every other account is a member whatever order the tests run in.
+# The stack's administrator, made with its setup code before any test registers.
 ADMIN_EMAIL = "owner@e2e.example.com"
 ADMIN_PASSWORD = "a long passphrase that runs the place"
 
@@ -90,7 +89,11 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
         with run_platform(data_dir, env) as platform:
             admin = httpx.post(
                 f"{platform.url}/api/v1/auth/register",
-                json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+                json={
+                    "email": ADMIN_EMAIL,
+                    "password": ADMIN_PASSWORD,
+                    "setup_code": platform.setup_code(),
+                },
                 timeout=60,
             )
             assert admin.status_code == 201, admin.text

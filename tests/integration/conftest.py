@@ -155,8 +155,11 @@ def stack(
             overrides["DATABASE_URL"] = database_url
         with run_platform(data_dir, platform_env(data_dir, **overrides)) as platform:
             with httpx.Client(base_url=platform.url, timeout=30) as client:
-                # The first account becomes the administrator: create it before any test.
-                admin = make_user(client, email=random_email("admin"))
+                # The administrator, from the setup code the console printed (as a new
+                # owner would), before any test registers.
+                setup_code = platform.setup_code()
+                assert f"/signin#setup={setup_code}" in platform.logs()
+                admin = make_user(client, email=random_email("admin"), setup_code=setup_code)
             yield Stack(platform, idp, spans, admin, backend, aws_url, gce, cloud_node_port)
 
 

@@ -29,7 +29,10 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_the_data(tmp_path: Path) ->
     with run_platform(data_dir, env) as platform:
         output = platform.log_path.read_text()
         assert f"Forgeline is running at {platform.url}" in output
-        assert "/api/v1/auth/register" in output  # the first-login hint
+        # The first-login hint: a link with the one-time code that makes the administrator.
+        setup_code = platform.setup_code()
+        assert f"{platform.url}/signin#setup={setup_code}" in output
+        assert (data_dir / "auth" / "setup-code").stat().st_mode & 0o777 == 0o600
 
         children = psutil.Process(platform.process.pid).children(recursive=True)
         names = " ".join(" ".join(c.cmdline()) for c in children)
@@ -78,6 +81,9 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_the_data(tmp_path: Path) ->
                 f"{platform.url}/api/v1/auth/login", json={"email": email, "password": password}
             )
             assert login.status_code == 200
+            # Nobody used the setup code yet: the same one is offered again.
+            assert platform.setup_code() == setup_code
+            assert f"/signin#setup={setup_code}" in platform.log_path.read_text()
             # The platform's own queues and events now live in the external Redis.
             assert redis.Redis.from_url(redis_url.removesuffix("/0") + "/5").dbsize() > 0
 

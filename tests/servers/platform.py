@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from services.auth.settings import SETUP_CODE_FILE
 from services.supervisor.embedded import WEED_PORT_SPAN
 from tests.servers import free_port, wait_until
 
@@ -33,6 +34,10 @@ class Platform:
         """The embedded Valkey, with the password the supervisor generated."""
         password = (self.data_dir / "redis.password").read_text().strip()
         return f"redis://:{password}@127.0.0.1:{self.env['EMBEDDED_REDIS_PORT']}/{db}"
+
+    def setup_code(self) -> str:
+        """The one-time code that makes the first administrator, as `make run` printed it."""
+        return (self.data_dir / SETUP_CODE_FILE).read_text().strip()
 
     def webhook_headers(self) -> dict[str, str]:
         """What a configured bucket-event sender puts on its posts to the indexer webhook."""

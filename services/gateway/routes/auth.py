@@ -6,7 +6,13 @@ from forgeline.v1 import auth_pb2
 from services.common.errors import InvalidInput
 from services.gateway.deps import AuthDep, BearerToken, CurrentPrincipal, TokenCacheDep
 from services.gateway.openapi import ERRORS
-from services.gateway.schemas import Credentials, RefreshRequest, TokenPairPublic, UserPublic
+from services.gateway.schemas import (
+    Credentials,
+    RefreshRequest,
+    Registration,
+    TokenPairPublic,
+    UserPublic,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -15,11 +21,12 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     "/register",
     response_model=UserPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=ERRORS(409, 422),
+    responses=ERRORS(403, 409, 422),
 )
-async def register(body: Credentials, auth: AuthDep) -> UserPublic:
-    """Create an account. The first account becomes the administrator."""
-    return UserPublic.from_proto(await auth.register(body.email, body.password))
+async def register(body: Registration, auth: AuthDep) -> UserPublic:
+    """Create a member account, where the registration policy allows it. With the one-time
+    `setup_code` that `make run` printed, the account is the first administrator."""
+    return UserPublic.from_proto(await auth.register(body.email, body.password, body.setup_code))
 
 
 @router.post("/login", response_model=TokenPairPublic, responses=ERRORS(401, 403, 422, 429))

@@ -242,10 +242,11 @@ export class ApiClient {
     return this.acceptTokens(pair);
   }
 
-  async register(email: string, password: string): Promise<User> {
+  /** A member account; with the instance's one-time setup code, its administrator. */
+  async register(email: string, password: string, setupCode?: string): Promise<User> {
     return this.request<User>("/api/v1/auth/register", {
       method: "POST",
-      json: { email, password },
+      json: setupCode ? { email, password, setup_code: setupCode } : { email, password },
       auth: false,
     });
   }

@@ -6,14 +6,14 @@ import { ApiClient } from "../api/client";
 import { SESSION, apiError, json, memoryStore, mockFetch, renderWithClient } from "../test/helpers";
 import { SignIn } from "./SignIn";
 
-function renderSignIn(client: ApiClient) {
+function renderSignIn(client: ApiClient, path = "/signin") {
   return renderWithClient(
     <Routes>
       <Route path="/signin" element={<SignIn />} />
       <Route path="/" element={<p>Home page</p>} />
     </Routes>,
     client,
-    "/signin",
+    path,
   );
 }
 
@@ -56,6 +56,25 @@ describe("SignIn", () => {
     expect(await screen.findByText("Home page")).toBeInTheDocument();
     expect(calls).toEqual(["register", "login"]);
     expect(store.load()?.accessToken).toBe("a");
+  });
+
+  it("makes the administrator from the setup link make run printed", async () => {
+    const fetch = mockFetch({
+      "GET /api/v1/auth/oauth/providers": noProviders,
+      "POST /api/v1/auth/register": ({ body }) => {
+        expect(body).toEqual({ email: "owner@example.com", password: "a long passphrase here", setup_code: "one-time" });
+        return json({ ...SESSION.user, role: "admin" }, 201);
+      },
+      "POST /api/v1/auth/login": json({ access_token: "a", refresh_token: "r", expires_in: 900, user: SESSION.user }),
+    });
+    renderSignIn(new ApiClient(memoryStore(), fetch), "/signin#setup=one-time");
+    // The link opens the registration form, saying what this account will be.
+    expect(screen.getByRole("tab", { name: "Create account" })).toHaveAttribute("aria-selected", "true");
+    expect(screen.getByText(/becomes the administrator/)).toBeInTheDocument();
+    await userEvent.type(screen.getByLabelText("Email"), "owner@example.com");
+    await userEvent.type(screen.getByLabelText("Password"), "a long passphrase here");
+    await userEvent.click(screen.getByRole("button", { name: "Create account" }));
+    expect(await screen.findByText("Home page")).toBeInTheDocument();
   });
 
   it("shows why a registration was refused", async () => {

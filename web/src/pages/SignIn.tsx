@@ -7,6 +7,12 @@ import { ErrorMessage, Tabs } from "../components/ui";
 
 type Mode = "signin" | "register";
 
+/** The one-time code `make run` prints as `/signin#setup=<code>`: in the fragment, so that it
+ * never reaches a server log. */
+function setupCodeFrom(hash: string): string {
+  return new URLSearchParams(hash.replace(/^#/, "")).get("setup") ?? "";
+}
+
 export const PASSWORD_HINT = "At least 12 characters. A few unrelated words make a good one.";
 
 export function SignIn() {
@@ -14,7 +20,8 @@ export function SignIn() {
   const navigate = useNavigate();
   const location = useLocation();
   const from = (location.state as { from?: string; error?: string } | null)?.from ?? "/";
-  const [mode, setMode] = useState<Mode>("signin");
+  const [setupCode] = useState(() => setupCodeFrom(location.hash));
+  const [mode, setMode] = useState<Mode>(setupCode ? "register" : "signin");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [busy, setBusy] = useState<string | null>(null);
@@ -44,7 +51,7 @@ export function SignIn() {
     try {
       if (mode === "register") {
         setBusy("Creating your account…");
-        await client.register(email.trim(), password);
+        await client.register(email.trim(), password, setupCode || undefined);
       }
       setBusy("Signing in…");
       await client.login(email.trim(), password);
@@ -113,8 +120,11 @@ export function SignIn() {
             <button type="submit" className="button button-primary button-wide" disabled={busy !== null}>
               {busy ?? (mode === "signin" ? "Sign in" : "Create account")}
             </button>
-            {mode === "register" && (
-              <p className="hint">The first account on a new Forgeline becomes its administrator.</p>
+            {mode === "register" && setupCode && (
+              <p className="hint">
+                This account becomes the administrator of this Forgeline: you will manage who else
+                uses it.
+              </p>
             )}
           </form>
         </div>
