@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,21 @@ def random_email(tag: str = "user") -> str:
 
 def random_password() -> str:
     return f"long passphrase {secrets.token_hex(8)}"
+
+
+_addresses = itertools.count(secrets.randbelow(60_000))
+
+
+def stranger_address() -> str:
+    """A client address of its own (198.18.0.0/15, set aside for tests), for a request sent
+    as if through the proxy the gateway trusts on loopback (X-Forwarded-For): throttling
+    per address then counts this test's requests only."""
+    n = next(_addresses) % 131_070 + 1
+    return f"198.{18 + n // 65_536}.{n // 256 % 256}.{n % 256}"
+
+
+def from_address(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
 
 
 def auth_headers(token: str) -> dict[str, str]:

@@ -1,8 +1,6 @@
-"""Accounts: registration, password login with lockout, and administration."""
+"""Accounts: registration, password login, and administration."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
@@ -21,10 +19,8 @@ from services.common.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
-    RateLimited,
     Unauthenticated,
 )
-from services.common.timestamps import utcnow
 
 MAX_EMAIL_LENGTH = 254
 
@@ -68,12 +64,10 @@ def register(ctx: AuthContext, *, email: str, password: str, setup_code: str = "
     return user
 
 
-def _lockout_seconds(ctx: AuthContext, failed: int) -> int:
-    extra = failed - ctx.settings.max_failed_logins
-    return int(min(ctx.settings.lockout_base_seconds * 2**extra, ctx.settings.lockout_max_seconds))
-
-
 def login(ctx: AuthContext, *, email: str, password: str) -> TokenPair:
+    """Tokens for the right password. A miss answers the same whether or not the account
+    exists, at the same cost; no account is ever locked (the gateway slows the source down
+    instead: services/gateway/sign_in_throttle.py)."""
     invalid = Unauthenticated("invalid_credentials", "The email or password is not correct.")
     try:
         email = normalize_email(email)
@@ -82,32 +76,14 @@ def login(ctx: AuthContext, *, email: str, password: str) -> TokenPair:
         raise invalid from None
     with session_scope(ctx.engine) as db:
         user = crud.get_user_by_email(db, email=email)
-        now = utcnow()
-        if user is not None and user.locked_until is not None and user.locked_until > now:
-            wait = int((user.locked_until - now).total_seconds()) + 1
-            raise RateLimited(
-                "account_locked",
-                f"Too many failed sign-in attempts. Try again in {wait} seconds.",
-                retry_after=wait,
-            )
         ok = verify_password(user.password_hash if user else None, password)
-        if user is None:
-            raise invalid
-        if not ok:
-            failed = crud.record_failed_login(db, user_id=user.id)
-            if failed >= ctx.settings.max_failed_logins:
-                user.locked_until = now + timedelta(seconds=_lockout_seconds(ctx, failed))
-                db.add(user)
-            # Commit the miss before answering: it must count even though we raise.
-            db.commit()
+        if user is None or not ok:
             raise invalid
         if user.disabled:
             raise PermissionDenied("account_disabled", "This account has been disabled.")
-        user.failed_logins = 0
-        user.locked_until = None
         if user.password_hash and needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
-        db.add(user)
+            db.add(user)
         return start_session(ctx, db, user)
 
 

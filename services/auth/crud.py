@@ -45,14 +45,6 @@ def list_users(session: Session, *, limit: int, offset: int) -> tuple[list[User]
     return list(users), int(total)
 
 
-def record_failed_login(session: Session, *, user_id: str) -> int:
-    """Atomically count a miss; returns the new count."""
-    session.execute(
-        update(User).where(col(User.id) == user_id).values(failed_logins=User.failed_logins + 1)
-    )
-    return int(session.exec(select(User.failed_logins).where(User.id == user_id)).one())
-
-
 def create_session(session: Session, *, user_id: str) -> AuthSession:
     auth_session = AuthSession(user_id=user_id)
     session.add(auth_session)

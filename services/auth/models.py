@@ -27,6 +27,8 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=255)  # None: OAuth-only
     role: str = Field(default=ROLE_MEMBER, max_length=16)
     disabled: bool = False
+    # No longer used: accounts are not locked, sources are throttled (gateway). Kept so
+    # that the table needs no rewrite.
     failed_logins: int = 0
     locked_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)

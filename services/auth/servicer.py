@@ -8,6 +8,7 @@ from forgeline.v1 import auth_pb2, auth_pb2_grpc
 from services.auth import accounts, api_keys, oauth, sessions
 from services.auth.context import AuthContext
 from services.auth.models import ROLE_ADMIN, ApiKey, User
+from services.auth.password_pool import PasswordPool
 from services.auth.principal import Principal
 from services.common.timestamps import to_timestamp
 
@@ -65,12 +66,17 @@ def principal_to_proto(principal: Principal) -> auth_pb2.Principal:
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
     def __init__(self, ctx: AuthContext) -> None:
         self.ctx = ctx
+        # The calls that hash a password run on their own pool, not the server's threads.
+        self.passwords = PasswordPool(
+            workers=ctx.settings.password_hash_workers, queue=ctx.settings.password_hash_queue
+        )
 
     def Register(
         self, request: auth_pb2.RegisterRequest, context: grpc.ServicerContext
     ) -> auth_pb2.User:
         return user_to_proto(
-            accounts.register(
+            self.passwords.run(
+                accounts.register,
                 self.ctx,
                 email=request.email,
                 password=request.password,
@@ -82,7 +88,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
         self, request: auth_pb2.LoginRequest, context: grpc.ServicerContext
     ) -> auth_pb2.TokenPair:
         return pair_to_proto(
-            accounts.login(self.ctx, email=request.email, password=request.password)
+            self.passwords.run(
+                accounts.login, self.ctx, email=request.email, password=request.password
+            )
         )
 
     def Refresh(

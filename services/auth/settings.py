@@ -40,10 +40,11 @@ class AuthSettings(BaseServiceSettings):
     # PEM of an Ed25519 key. Unset: one is generated once under the data folder.
     auth_jwt_private_key: SecretStr | None = None
 
-    # Lockout: after `max_failed_logins` misses, wait base * 2^(extra misses), capped.
-    max_failed_logins: int = 5
-    lockout_base_seconds: int = 30
-    lockout_max_seconds: int = 900
+    # Argon2 runs on its own pool (services/auth/password_pool.py): this many hashes at once,
+    # and this many more waiting; past that a sign-in is refused at once (429 `sign_in_busy`),
+    # so that a flood never holds the threads that validate tokens.
+    password_hash_workers: int = Field(2, ge=1, le=64)
+    password_hash_queue: int = Field(6, ge=0, le=1000)
 
     # Who may create an account (services/auth/registration.py): "open" to anyone who reaches
     # the gateway, "invited" to the addresses and domains in `registration_invited`

@@ -15,6 +15,7 @@ def main() -> None:
         log_config=None,  # our JSON logging, set up by create_app
         access_log=False,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=10,
     )
 

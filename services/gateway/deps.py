@@ -17,6 +17,7 @@ from services.gateway.clients import (
     TrainerClient,
 )
 from services.gateway.settings import GatewaySettings
+from services.gateway.sign_in_throttle import SignInThrottle
 from services.gateway.token_cache import TokenCache
 
 # auto_error=False: we answer missing credentials with our own error envelope.
@@ -58,6 +59,11 @@ def get_deployer(request: Request) -> DeployerClient:
     return client
 
 
+def get_sign_in_throttle(request: Request) -> SignInThrottle:
+    throttle: SignInThrottle = request.app.state.sign_in_throttle
+    return throttle
+
+
 def get_storage(request: Request) -> Any:
     """The platform's S3 client (boto3, thread-safe; call it from a worker thread)."""
     return request.app.state.s3
@@ -71,6 +77,7 @@ IndexerDep = Annotated[IndexerClient, Depends(get_indexer)]
 TrainerDep = Annotated[TrainerClient, Depends(get_trainer)]
 StorageDep = Annotated[Any, Depends(get_storage)]
 DeployerDep = Annotated[DeployerClient, Depends(get_deployer)]
+SignInThrottleDep = Annotated[SignInThrottle, Depends(get_sign_in_throttle)]
 
 
 def bearer_token(

@@ -46,6 +46,7 @@ from services.gateway.routes import (
     usage,
 )
 from services.gateway.settings import GatewaySettings
+from services.gateway.sign_in_throttle import SignInThrottle
 from services.gateway.token_cache import TokenCache, listen_for_revocations
 from services.gateway.upload_gate import UploadGate
 from services.gateway.usage import UsageBatcher
@@ -116,6 +117,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=60)
         app.state.token_cache = TokenCache(settings.auth_cache_ttl_seconds)
         app.state.rate_limiter = RateLimiter(app.state.redis, settings)
+        app.state.sign_in_throttle = SignInThrottle(app.state.redis, settings)
         deployer = app.state.deployer
         app.state.usage = UsageBatcher(lambda batch: deployer.call("RecordUsage", batch))
         app.state.outcome_listeners.append(app.state.usage.listener)

@@ -37,5 +37,15 @@ class GatewaySettings(BaseServiceSettings):
     # limit of its own. 0: no limit.
     rate_limit_requests_per_minute: int = Field(600, ge=0, le=100_000_000)
     rate_limit_tokens_per_minute: int = Field(0, ge=0, le=100_000_000)
+    # Password sign-in and registration, throttled per source address before any password is
+    # hashed (services/gateway/sign_in_throttle.py); counts decay over their window. 0: none.
+    sign_in_failures_per_address: int = Field(20, ge=0)
+    sign_in_failures_per_account: int = Field(5, ge=0)  # from one address, on one email
+    sign_in_window_seconds: int = Field(900, ge=1)
+    registrations_per_address: int = Field(20, ge=0)
+    registration_window_seconds: int = Field(3600, ge=1)
+    # Proxies whose X-Forwarded-For names the client (comma-separated addresses or "*"):
+    # behind a load balancer, its address, or every client shares the balancer's.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Usage accounting: generations are added up here and sent to the deployer this often.
     usage_flush_seconds: float = Field(1.0, gt=0, le=60)

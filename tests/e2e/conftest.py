@@ -85,6 +85,8 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
             ATTACHED_RECONCILE_INTERVAL_SECONDS="5",
             # The journey checks that an evaluation is shown, not its score: short answers.
             TRAINER_BENCHMARK_MAX_NEW_TOKENS="48",
+            # Every browser test registers from loopback.
+            REGISTRATIONS_PER_ADDRESS="100000",
         )
         with run_platform(data_dir, env) as platform:
             admin = httpx.post(

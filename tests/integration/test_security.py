@@ -225,28 +225,6 @@ def test_deeply_nested_json_is_refused_in_words(client: httpx.Client, user: Sign
         assert "nested" in response.json()["error"]["message"], path
 
 
-def test_brute_force_locks_the_account(client: httpx.Client) -> None:
-    victim = make_user(client)
-    codes = []
-    for attempt in range(8):
-        response = client.post(
-            "/api/v1/auth/login",
-            json={"email": victim.email, "password": f"guess number {attempt}"},
-        )
-        codes.append((response.status_code, response.json()["error"]["code"]))
-    assert codes[:5] == [(401, "invalid_credentials")] * 5
-    assert codes[5:] == [(429, "account_locked")] * 3
-    # While locked, even the right password is refused, and the client is told when to retry.
-    locked = client.post(
-        "/api/v1/auth/login", json={"email": victim.email, "password": victim.password}
-    )
-    assert locked.status_code == 429
-    assert int(locked.headers["Retry-After"]) > 0
-    assert "Try again in" in locked.json()["error"]["message"]
-    # Sessions that already existed are not affected by someone guessing.
-    assert client.get("/api/v1/me", headers=victim.headers).status_code == 200
-
-
 def test_internal_services_refuse_callers_without_the_service_token(
     stack: Stack, client: httpx.Client, user: SignedInUser
 ) -> None:

@@ -1,10 +1,16 @@
 """Register, sign in, refresh, sign out."""
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from forgeline.v1 import auth_pb2
 
-from services.common.errors import InvalidInput
-from services.gateway.deps import AuthDep, BearerToken, CurrentPrincipal, TokenCacheDep
+from services.common.errors import InvalidInput, Unauthenticated
+from services.gateway.deps import (
+    AuthDep,
+    BearerToken,
+    CurrentPrincipal,
+    SignInThrottleDep,
+    TokenCacheDep,
+)
 from services.gateway.openapi import ERRORS
 from services.gateway.schemas import (
     Credentials,
@@ -13,6 +19,7 @@ from services.gateway.schemas import (
     TokenPairPublic,
     UserPublic,
 )
+from services.gateway.sign_in_throttle import client_address
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -21,18 +28,33 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     "/register",
     response_model=UserPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=ERRORS(403, 409, 422),
+    responses=ERRORS(403, 409, 422, 429),
 )
-async def register(body: Registration, auth: AuthDep) -> UserPublic:
+async def register(
+    body: Registration, request: Request, auth: AuthDep, throttle: SignInThrottleDep
+) -> UserPublic:
     """Create a member account, where the registration policy allows it. With the one-time
-    `setup_code` that `make run` printed, the account is the first administrator."""
+    `setup_code` that `make run` printed, the account is the first administrator. Each
+    address may register a limited number of accounts an hour (429 `too_many_attempts`)."""
+    await throttle.before_registration(client_address(request))
     return UserPublic.from_proto(await auth.register(body.email, body.password, body.setup_code))
 
 
 @router.post("/login", response_model=TokenPairPublic, responses=ERRORS(401, 403, 422, 429))
-async def login(body: Credentials, auth: AuthDep) -> TokenPairPublic:
-    """Exchange email and password for an access token and a refresh token."""
-    return TokenPairPublic.from_proto(await auth.login(body.email, body.password))
+async def login(
+    body: Credentials, request: Request, auth: AuthDep, throttle: SignInThrottleDep
+) -> TokenPairPublic:
+    """Exchange email and password for an access token and a refresh token. An address that
+    failed too often lately waits (429 `too_many_attempts`, with `Retry-After`), whether or
+    not the account exists; accounts themselves are never locked."""
+    address = client_address(request)
+    await throttle.before_sign_in(address, body.email)
+    try:
+        pair = await auth.login(body.email, body.password)
+    except Unauthenticated:
+        await throttle.sign_in_failed(address, body.email)
+        raise
+    return TokenPairPublic.from_proto(pair)
 
 
 @router.post("/refresh", response_model=TokenPairPublic, responses=ERRORS(401, 403, 422))
