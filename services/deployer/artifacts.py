@@ -19,6 +19,15 @@ from services.common.errors import InvalidInput, NotFound
 COMPLETE_MARKER = ".forgeline-complete"
 Progress = Callable[[str], None]
 
+GiB = 1024**3
+# A model archive comes from a training machine, which runs what the job's owner gave it:
+# it is unpacked as untrusted. Bounds: the largest open models' weights fit in 1 TiB, and
+# more members than any model folder has (sharded weights are tens or hundreds of files).
+MAX_ARCHIVE_BYTES = 1024 * GiB
+MAX_ARCHIVE_MEMBERS = 10_000
+# Left free on the disk, so that a large model cannot fill it for everything else.
+DISK_RESERVE_BYTES = 2 * GiB
+
 
 def base_model_dir(models_dir: Path, model_id: str, progress: Progress) -> Path:
     """The Hugging Face folder of a catalogue model on this machine."""
@@ -34,16 +43,39 @@ def base_model_dir(models_dir: Path, model_id: str, progress: Progress) -> Path:
     )
 
 
-def unpack(archive: Path, target: Path, required: str = "config.json") -> Path:
+def unpack(
+    archive: Path,
+    target: Path,
+    required: str = "config.json",
+    *,
+    max_bytes: int = MAX_ARCHIVE_BYTES,
+    max_members: int = MAX_ARCHIVE_MEMBERS,
+) -> Path:
     """Extract a model archive into `target`, whole or not at all (safe paths only); it
-    must hold `required` (a model's config.json, an adapter's adapter_config.json)."""
+    must hold `required` (a model's config.json, an adapter's adapter_config.json).
+
+    Members are checked one by one as the stream reaches them, before any of their bytes is
+    written: the total of the sizes their headers declare (which is exactly what tar writes)
+    stays within `max_bytes` and what the disk can hold, and their count within
+    `max_members`. A gzip bomb is thus stopped at its first oversized member."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    room = min(max_bytes, shutil.disk_usage(staging).free - DISK_RESERVE_BYTES)
     try:
-        with tarfile.open(archive) as packed:
-            # The "data" filter refuses absolute paths, '..', links out of the folder and
-            # device files.
-            packed.extractall(staging, filter="data")
+        total = 0
+        with tarfile.open(archive, mode="r|*") as packed:  # one pass over the stream
+            for count, member in enumerate(packed, start=1):
+                total += max(member.size, 0)
+                if count > max_members:
+                    raise _too_large(f"more than {max_members:,} files")
+                if total > room:
+                    raise _too_large(
+                        f"more than {room / GiB:,.1f} GiB unpacked"
+                        + (" (the free disk space)" if room < max_bytes else "")
+                    )
+                # The "data" filter refuses absolute paths, '..', links out of the folder
+                # and device files.
+                packed.extract(member, staging, filter="data")
         if not (staging / required).is_file():
             raise InvalidInput(
                 "model_archive_invalid", f"The model version's archive holds no {required}."
@@ -57,6 +89,12 @@ def unpack(archive: Path, target: Path, required: str = "config.json") -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _too_large(what: str) -> InvalidInput:
+    return InvalidInput(
+        "model_archive_too_large", f"The model version's archive holds {what}; nothing was kept."
+    )
 
 
 def model_version_dir(cache_dir: Path, version: Any, s3: Any, progress: Progress) -> Path:

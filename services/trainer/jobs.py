@@ -40,6 +40,7 @@ from services.trainer.models import (
     Dataset,
     TrainingJob,
 )
+from services.trainer.reported_events import bounded
 from services.trainer.settings import TrainerSettings
 
 log = get_logger(__name__)
@@ -416,7 +417,10 @@ def report(
         return True
     changes: dict[str, Any] = {}
     for event in reported:
-        kind, data = str(event.get("type", "")), dict(event.get("data") or {})
+        kept = bounded(str(event.get("type", "")), dict(event.get("data") or {}))
+        if kept is None:
+            continue  # not a kind any node sends
+        kind, data = kept
         if kind == "state" and data.get("state") in REPORTED_STATES:
             set_state(engine, events, job_id, data["state"])
             continue

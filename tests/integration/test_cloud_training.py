@@ -380,6 +380,32 @@ def test_an_aws_job_that_fails_is_cancelled_or_loses_its_machine_leaves_no_insta
     )
 
 
+def test_a_node_cannot_flood_its_jobs_event_stream(stack: Stack, client: httpx.Client) -> None:
+    # Hostile: the training machine runs what the job's owner gave it, and its token lets it
+    # post events that land in Redis (every job's, in one memory) and in the browser.
+    user = make_user(client)
+    credential_id = add_aws_account(client, user)
+    started = start_aws_job(client, user, credential_id)
+    instance_id = launched(client, user, started["id"])
+    manifest = manifest_of(startup_script(stack, instance_id))
+    report(
+        stack,
+        manifest,
+        {"type": "state", "data": {"state": "training"}},
+        {"type": "log", "data": {"line": "L" * 300_000}},
+        {"type": "progress", "data": {"step": 1, "max_steps": 3, "junk": "J" * 300_000}},
+        {"type": "mine", "data": {"coins": "C" * 100_000}},
+    )
+    assert client.post(f"/api/v1/jobs/{started['id']}/cancel", headers=user.headers).is_success
+    events = list(sse(client, user, started["id"]))
+    assert all(len(json.dumps(data)) <= 8192 for _, _, data in events)
+    assert "mine" not in {kind for _, kind, _ in events}
+    lines = [data["line"] for _, kind, data in events if kind == "log"]
+    assert any(line.endswith("more characters cut)") for line in lines)
+    assert any("progress event of" in line and "was dropped" in line for line in lines)
+    wait_terminated(stack, instance_id)
+
+
 @pytest.mark.both_databases
 def test_the_reaper_terminates_training_instances_whose_job_is_not_running(
     stack: Stack, client: httpx.Client

@@ -75,6 +75,29 @@ def test_an_archive_that_escapes_or_holds_no_model_is_refused(tmp_path: Path) ->
     assert [p.name for p in (tmp_path / "empty").iterdir()] == []  # no staging left
 
 
+def test_an_archive_that_unpacks_too_large_is_refused_before_it_is_written(
+    tmp_path: Path,
+) -> None:
+    # Hostile: a training machine uploads a gzip bomb as its "model" (5 MiB of zeros packs
+    # into a few KiB; the same trick scales to terabytes).
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(_archive({"config.json": b"{}", "zeros.bin": bytes(5 * 1024 * 1024)}))
+    assert archive.stat().st_size < 64 * 1024
+    with pytest.raises(InvalidInput) as refused:
+        unpack(archive, tmp_path / "bomb" / "model", max_bytes=1024 * 1024)
+    assert refused.value.code == "model_archive_too_large"
+    assert "GiB unpacked" in refused.value.message
+    # Nothing of it is left: no target, no staging folder, no partly written member.
+    assert [p.name for p in (tmp_path / "bomb").iterdir()] == []
+
+    many = tmp_path / "many.tar.gz"
+    many.write_bytes(_archive({"config.json": b"{}", **{f"shard-{i}": b"x" for i in range(20)}}))
+    with pytest.raises(InvalidInput, match="more than 10 files"):
+        unpack(many, tmp_path / "many" / "model", max_members=10)
+    # Within the limits the same archive unpacks.
+    assert (unpack(many, tmp_path / "ok" / "model") / "shard-19").read_bytes() == b"x"
+
+
 def test_a_tree_whose_root_was_killed_is_stopped_by_its_record() -> None:
     # A parent that starts a long-lived child, like vLLM's API server and engine core.
     code = (
