@@ -1,6 +1,8 @@
 """Inspect an uploaded dataset: detect its format, check every row, count its tokens with the
-base model's tokenizer, and record the split. Runs beside the trainer's gRPC API, one
-dataset at a time per worker thread.
+base model's tokenizer, and record the split. Queued beside the trainer's gRPC API, one
+dataset at a time per worker thread; the work itself (dataset_analysis.py) runs in a child
+process whose memory and time are watched: a file that would exhaust them (a small Parquet
+file can expand a thousandfold) ends `failed` with the reason, and the trainer lives on.
 
 A dataset changes while it is inspected when the user confirms another format or base model;
 each change bumps `revision`, and an inspection that finishes on an older revision throws its
@@ -9,13 +11,20 @@ result away (the newer one is already queued).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Callable, Iterator
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -26,18 +35,17 @@ from services.common.errors import ForgelineError
 from services.common.logging import get_logger
 from services.common.timestamps import utcnow
 from services.trainer import catalogue, datasets
-from services.trainer.models import FAILED, INSPECTING, INVALID, READY, Dataset
+from services.trainer.dataset_analysis import AnalysisRequest
+from services.trainer.models import FAILED, INSPECTING, Dataset
 
 log = get_logger(__name__)
 
 
 class Tokenizers:
-    """Base model id -> its tokenizer, when its files are on this machine (loaded once)."""
+    """Where each base model's tokenizer is on this machine, if it is (the worker loads it)."""
 
     def __init__(self, models_dir: Path) -> None:
         self.models_dir = models_dir
-        self._loaded: dict[str, Any] = {}
-        self._lock = threading.Lock()
 
     def folder(self, model: catalogue.BaseModel) -> Path | None:
         if model.bundled:
@@ -52,18 +60,137 @@ class Tokenizers:
         except Exception:  # not in the cache: the hub is not reachable from here
             return None
 
-    def get(self, model: catalogue.BaseModel) -> Any | None:
-        with self._lock:
-            if model.id not in self._loaded:
-                folder = self.folder(model)
-                if folder is None:
-                    return None
-                from transformers import AutoTokenizer
 
-                self._loaded[model.id] = AutoTokenizer.from_pretrained(
-                    str(folder), local_files_only=True
+@dataclass(frozen=True)
+class InspectionLimits:
+    memory_bytes: int
+    seconds: float
+
+
+class InspectionFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class LimitedWorker:
+    """One child process that inspects datasets one after the other (its imports and
+    tokenizers stay loaded: starting one costs seconds), watched while it works: past the
+    memory limit (its resident set, children included) or the time limit it is killed, the
+    request fails with the reason, and the next request starts a fresh child."""
+
+    def __init__(self, limits: InspectionLimits) -> None:
+        self.limits = limits
+        self._child: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            self._ensure()
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        if self._child is None or self._child.poll() is not None:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "services.trainer.inspection_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,  # killed with whatever it started
+            )
+        return self._child
+
+    def run(self, request: AnalysisRequest) -> dict[str, Any]:
+        with self._lock:
+            child = self._ensure()
+            assert child.stdin and child.stdout
+            exceeded: list[InspectionFailed] = []
+            done = threading.Event()
+            watcher = threading.Thread(
+                target=self._watch, args=(child, exceeded, done), daemon=True
+            )
+            watcher.start()
+            try:
+                child.stdin.write(json.dumps(asdict(request)).encode() + b"\n")
+                child.stdin.flush()
+                line = child.stdout.readline()
+            except OSError:
+                line = b""
+            finally:
+                done.set()
+                watcher.join()
+            if exceeded or not line:
+                self._kill(child)
+                if exceeded:
+                    raise exceeded[0]
+                # Killed from outside (the kernel's OOM killer) or crashed: its stderr is in
+                # the trainer's log.
+                log.warning("inspection worker died", returncode=child.returncode)
+                raise (
+                    _too_much_memory(self.limits)
+                    if (child.returncode or 0) < 0
+                    else (
+                        InspectionFailed(
+                            "inspection_failed",
+                            "The dataset could not be inspected; try uploading it again.",
+                        )
+                    )
                 )
-            return self._loaded[model.id]
+        reply = json.loads(line)
+        if "error" in reply:
+            # The file's own fault (unreadable, damaged), said as the worker said it.
+            raise InspectionFailed(reply["error"]["code"], reply["error"]["message"])
+        return dict(reply["values"])
+
+    def _watch(
+        self,
+        child: subprocess.Popen[bytes],
+        exceeded: list[InspectionFailed],
+        done: threading.Event,
+    ) -> None:
+        deadline = time.monotonic() + self.limits.seconds
+        try:
+            watched = psutil.Process(child.pid)
+        except psutil.Error:
+            return
+        while not done.wait(0.05):
+            try:
+                rss = sum(p.memory_info().rss for p in [watched, *watched.children(True)])
+            except psutil.Error:
+                continue  # it is exiting
+            if rss > self.limits.memory_bytes:
+                exceeded.append(_too_much_memory(self.limits))
+            elif time.monotonic() > deadline:
+                exceeded.append(_too_long(self.limits))
+            else:
+                continue
+            self._kill(child)
+            return
+
+    @staticmethod
+    def _kill(child: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+
+    def stop(self) -> None:
+        if self._child is not None and self._child.poll() is None:
+            self._kill(self._child)
+
+
+def _too_much_memory(limits: InspectionLimits) -> InspectionFailed:
+    return InspectionFailed(
+        "inspection_out_of_memory",
+        f"Reading this file needed more than {limits.memory_bytes / 2**30:.1f} GiB of memory, "
+        "so it was stopped. Split it into smaller files, or store it with less compression "
+        "per row group.",
+    )
+
+
+def _too_long(limits: InspectionLimits) -> InspectionFailed:
+    return InspectionFailed(
+        "inspection_timed_out",
+        f"Reading this file took longer than {limits.seconds / 60:.0f} minutes, so it was "
+        "stopped. Split it into smaller files.",
+    )
 
 
 class DatasetFiles:
@@ -102,11 +229,16 @@ class Inspector:
         *,
         workers: int,
         max_problems: int,
+        limits: InspectionLimits,
     ) -> None:
         self.engine = engine
         self.files = files
         self.tokenizers = tokenizers
         self.max_problems = max_problems
+        self.limits = limits
+        # One watched child process per inspecting thread, each used by its thread only.
+        self._workers = threading.local()
+        self._all_workers: list[LimitedWorker] = []
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inspect")
 
     def submit(self, dataset_id: str) -> None:
@@ -122,6 +254,15 @@ class Inspector:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for worker in self._all_workers:
+            worker.stop()
+
+    def _worker(self) -> LimitedWorker:
+        worker: LimitedWorker | None = getattr(self._workers, "worker", None)
+        if worker is None:
+            worker = self._workers.worker = LimitedWorker(self.limits)
+            self._all_workers.append(worker)
+        return worker
 
     def _inspect_logged(self, dataset_id: str) -> None:
         try:
@@ -166,80 +307,35 @@ class Inspector:
             )
             return
 
-        def rows() -> Iterator[datasets.Row]:
-            return iter(datasets.read_rows(path, file_type))
-
-        detection = datasets.detect_format(rows())
-        fmt = cast(datasets.Format | None, dataset.confirmed_format or detection.format)
-        found: dict[str, Any] = {
-            "file_type": file_type,
-            "detected_format": detection.format or "",
-            "detection_reason": detection.reason,
-            "columns": list(detection.columns),
-        }
-        if fmt is None:
+        model = catalogue.get_base_model(dataset.base_model)
+        folder = self.tokenizers.folder(model)
+        request = AnalysisRequest(
+            path=str(path),
+            file_type=file_type,
+            confirmed_format=dataset.confirmed_format or "",
+            sequence_len=dataset.sequence_len,
+            eval_fraction=dataset.eval_fraction,
+            max_problems=self.max_problems,
+            tokenizer_folder=str(folder) if folder else "",
+            tokenizer_name=model.hub_id,
+            tokenizer_missing_note=(
+                f"The tokenizer of {model.display_name} is not on this machine; tokens are "
+                "counted on the training machine when the job starts."
+            ),
+        )
+        try:
+            values = self._worker().run(request)
+        except InspectionFailed as error:
+            log.warning("dataset inspection refused", dataset_id=dataset_id, code=error.code)
             self._save(
                 dataset_id,
                 revision,
-                state=INVALID,
-                rows=0,
-                valid_rows=0,
-                problem_count=1,
-                problems=[
-                    {
-                        "line": 0,
-                        "unit": "file",
-                        "field": None,
-                        "message": detection.reason,
-                        "fix": "Rename the columns to one of the formats above, or choose "
-                        "the format yourself.",
-                    }
-                ],
-                token_stats=None,
-                **found,
+                state=FAILED,
+                failure_code=error.code,
+                failure_reason=error.message,
             )
             return
-        report = datasets.validate(
-            rows(),
-            fmt,
-            max_problems=self.max_problems,
-        )
-        stats, note = self._token_stats(dataset, fmt, rows)
-        train, held_out = datasets.split_counts(report.valid_rows, dataset.eval_fraction)
-        self._save(
-            dataset_id,
-            revision,
-            state=READY if report.valid_rows > 0 else INVALID,
-            rows=report.rows,
-            valid_rows=report.valid_rows,
-            problem_count=report.problem_count,
-            problems=[asdict(p) for p in report.problems],
-            token_stats=stats,
-            token_stats_note=note,
-            train_rows=train,
-            eval_rows=held_out,
-            failure_code="",
-            failure_reason="",
-            **found,
-        )
-
-    def _token_stats(
-        self, dataset: Dataset, fmt: datasets.Format, rows: Callable[[], Iterator[datasets.Row]]
-    ) -> tuple[dict[str, Any] | None, str]:
-        model = catalogue.get_base_model(dataset.base_model)
-        tokenizer = self.tokenizers.get(model)
-        if tokenizer is None:
-            return None, (
-                f"The tokenizer of {model.display_name} is not on this machine; tokens are "
-                "counted on the training machine when the job starts."
-            )
-        stats = datasets.token_stats(
-            datasets.training_rows(rows(), fmt),
-            fmt,
-            tokenizer,
-            sequence_len=dataset.sequence_len,
-        )
-        return {**asdict(stats), "tokenizer": model.hub_id}, ""
+        self._save(dataset_id, revision, **values)
 
     def _save(self, dataset_id: str, revision: int | None, **values: Any) -> None:
         with session_scope(self.engine) as db:

@@ -19,7 +19,7 @@ from services.common.queue import TRAINING_QUEUE
 from services.common.storage import ensure_bucket, s3_client
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
 from services.trainer.deployments import DeployerClient
-from services.trainer.inspection import DatasetFiles, Inspector, Tokenizers
+from services.trainer.inspection import DatasetFiles, InspectionLimits, Inspector, Tokenizers
 from services.trainer.reaper import reap
 from services.trainer.servicer import TrainerServicer
 from services.trainer.settings import TrainerSettings
@@ -46,6 +46,10 @@ def main() -> None:
         Tokenizers(settings.models_dir),
         workers=settings.inspection_workers,
         max_problems=settings.max_problems_shown,
+        limits=InspectionLimits(
+            memory_bytes=settings.inspection_max_memory_mb * 2**20,
+            seconds=settings.inspection_timeout_seconds,
+        ),
     )
 
     def enqueue(job_id: str) -> None:

@@ -451,6 +451,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):  # type: ignore[
         self, request: trainer_pb2.PreviewDatasetRequest, context: grpc.ServicerContext
     ) -> trainer_pb2.PreviewDatasetResponse:
         dataset = self._get(request.owner_id, request.id)
+        if dataset.state == FAILED:  # the file is not read again in this process
+            raise InvalidInput("dataset_failed", dataset.failure_reason or "This dataset failed.")
         if not dataset.file_type:
             raise InvalidInput(
                 "dataset_not_inspected",

@@ -16,6 +16,10 @@ class TrainerSettings(BaseServiceSettings, CloudEndpointSettings):
     trainer_models_dir: Path | None = None
     # Datasets are inspected this many at a time, beside the gRPC API.
     inspection_workers: int = Field(1, ge=1, le=8)
+    # Each inspection runs in a child process, stopped past this memory (resident) or time:
+    # the dataset then ends `failed` saying so (a small Parquet file can expand a thousandfold).
+    inspection_max_memory_mb: int = Field(2048, ge=256)
+    inspection_timeout_seconds: float = Field(600, ge=5)
     # The first problems kept and shown; all are counted.
     max_problems_shown: int = Field(20, ge=1, le=200)
 

@@ -153,6 +153,8 @@ def stack(
             # Every test's accounts come from loopback: far more than a person makes in an
             # hour (test_sign_in_abuse.py checks the limit itself).
             "REGISTRATIONS_PER_ADDRESS": "100000",
+            # test_datasets.py's Parquet bomb need not be 2 GiB to pass the limit.
+            "INSPECTION_MAX_MEMORY_MB": "1024",
         }
         if database_url:
             overrides["DATABASE_URL"] = database_url

@@ -79,6 +79,39 @@ def test_an_alpaca_file_is_detected_checked_and_counted(stack: Stack, client: ht
     assert dataset["valid_rows"] == 0 and dataset["problem_count"] >= 4
 
 
+def parquet_bomb(row_groups: int = 24, row_bytes: int = 64 * 2**20) -> bytes:
+    """About 60 KiB on disk, 1.5 GiB once read (twice that as Python rows): rows of one
+    repeated letter, zstd-packed, written a row group at a time (this test never holds more
+    than one row). The stack inspects within 1 GiB (INSPECTION_MAX_MEMORY_MB)."""
+    buffer = io.BytesIO()
+    schema = pa.schema([("instruction", pa.string()), ("output", pa.string())])
+    with pq.ParquetWriter(buffer, schema, compression="zstd") as writer:
+        row = pa.table({"instruction": ["a" * row_bytes], "output": ["b"]}, schema=schema)
+        for _ in range(row_groups):
+            writer.write_table(row)
+    return buffer.getvalue()
+
+
+def test_a_parquet_bomb_fails_its_inspection_and_nothing_else(
+    stack: Stack, client: httpx.Client
+) -> None:
+    # Hostile: a small compressed Parquet file that expands past the trainer's memory; read in
+    # the trainer's API process, it took the API down, and again at every start.
+    user = make_user(client)
+    bomb = parquet_bomb()
+    assert len(bomb) < 1024 * 1024
+    dataset = inspected(client, user, upload(client, user, "bomb.parquet", bomb).json()["id"])
+    assert dataset["state"] == "failed", dataset
+    assert dataset["failure_code"] == "inspection_out_of_memory"
+    assert "GiB of memory" in dataset["failure_reason"]
+    preview = client.get(f"/api/v1/datasets/{dataset['id']}/preview", headers=user.headers)
+    assert preview.status_code == 422 and preview.json()["error"]["code"] == "dataset_failed"
+    # The trainer lives on: the next upload is inspected as usual.
+    csv = b"instruction,output\nSay hi,Hi!\n"
+    after = inspected(client, user, upload(client, user, "hi.csv", csv).json()["id"])
+    assert after["state"] == "ready", after
+
+
 def test_csv_and_parquet_files_and_a_real_gsm8k_slice(stack: Stack, client: httpx.Client) -> None:
     user = make_user(client)
     csv = b'instruction,output\n"Say hi","Hi!\nHow are you?"\nName a colour,Blue\n'
