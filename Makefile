@@ -51,7 +51,7 @@ lint: venv proto web/node_modules/.package-lock.json
 # The web client (web/): npm ci when the lock file changes, a Vite build into web/dist (served
 # by the gateway at /) when a source changes.
 WEB_SRC := $(shell find web/src web/public -type f 2>/dev/null) \
-	web/index.html web/vite.config.ts web/tsconfig.json web/package.json
+	web/index.html web/api-docs.html web/vite.config.ts web/tsconfig.json web/package.json
 web: web/dist/index.html
 web/node_modules/.package-lock.json: web/package-lock.json
 	npm --prefix web ci --no-audit --no-fund

@@ -37,6 +37,13 @@ class BaseServiceSettings(BaseSettings):
         SecretStr(""), validation_alias=AliasChoices("FORGELINE_SECRET_KEY", "secret_key")
     )
 
+    # Keys replaced by `secret_key`, space-separated: what they encrypted still reads (and is
+    # re-encrypted with the new key when rotated); new secrets use `secret_key` only.
+    previous_secret_keys: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("FORGELINE_PREVIOUS_SECRET_KEYS", "previous_secret_keys"),
+    )
+
     database_url: str | None = None  # default: SQLite under data_dir
     redis_url: str = "redis://127.0.0.1:6379/0"
 

@@ -50,7 +50,7 @@ from services.gateway.sign_in_throttle import SignInThrottle
 from services.gateway.token_cache import TokenCache, listen_for_revocations
 from services.gateway.upload_gate import UploadGate
 from services.gateway.usage import UsageBatcher
-from services.gateway.web import WebClient
+from services.gateway.web import WebClient, api_reference
 
 API_PREFIX = "/api/v1"
 WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
@@ -149,7 +149,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description="Fine-tune, deploy and chat with open LLMs. Errors are always "
         '`{"error": {"code", "message"}}`.',
         lifespan=lifespan,
+        # /docs is Swagger UI from the web client's bundle (web.py); FastAPI's own pages
+        # load their scripts from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    app.add_api_route("/docs", api_reference, include_in_schema=False)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router())

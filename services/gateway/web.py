@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 # Paths that belong to the API: an unknown one stays a JSON 404.
-API_PATHS = ("api/", "v1/", "healthz", "docs", "redoc", "openapi.json")
+API_PATHS = ("api/", "v1/", "healthz", "docs", "openapi.json")
 
 # The client keeps its session in localStorage, so an injected script could read it: the
 # policy lets the page run only its own bundled scripts (Vite emits no inline script) and
@@ -68,6 +68,25 @@ def _is_page(path: str, scope: Scope) -> bool:
 
 WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 OAUTH_PAGE = "/signin/oauth"  # the client's page that finishes a provider sign-in
+
+
+API_REFERENCE_PAGE = WEB_DIST / "api-docs.html"
+
+
+def api_reference() -> Response:
+    """/docs: Swagger UI, bundled into the web client (no CDN), under the client's policy."""
+    if not API_REFERENCE_PAGE.is_file():
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "api_reference_not_built",
+                    "message": "The API reference is built with the web client: run `make web`. "
+                    "The schema itself is at /openapi.json.",
+                }
+            },
+            status_code=404,
+        )
+    return FileResponse(API_REFERENCE_PAGE, headers=SECURITY_HEADERS)
 
 
 def wants_web_page(accept: str) -> bool:
