@@ -175,8 +175,10 @@ class Abuse:
         return answer.status_code == 401
 
     def another_tenants_knowledge_base(self) -> bool:
-        answer = self.client.get(f"/api/v1/kbs/{self.victim_kb}", headers=self.intruder.headers)
-        return answer.status_code == 404
+        path = f"/api/v1/kbs/{self.victim_kb}"
+        owner = self.client.get(path, headers=self.victim.headers)
+        intruder = self.client.get(path, headers=self.intruder.headers)
+        return owner.status_code == 200 and intruder.status_code == 404
 
     def key_scope_escalation(self) -> bool:
         held = make_api_key(self.client, self.intruder, name="held")["key"]
