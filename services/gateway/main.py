@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import redis.asyncio as aioredis
@@ -50,10 +49,9 @@ from services.gateway.sign_in_throttle import SignInThrottle
 from services.gateway.token_cache import TokenCache, listen_for_revocations
 from services.gateway.upload_gate import UploadGate
 from services.gateway.usage import UsageBatcher
-from services.gateway.web import WebClient, api_reference
+from services.gateway.web import WEB_DIST, WebClient, api_reference
 
 API_PREFIX = "/api/v1"
-WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 
 def api_router() -> APIRouter:

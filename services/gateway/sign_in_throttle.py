@@ -77,32 +77,24 @@ class SignInThrottle:
         keys = [f"{_PREFIX}:{rule.name}:{subject}:{w}" for w in (current, current - 1)]
         return keys, now - current * rule.window
 
-    async def _wait(self, rule: Rule, subject: str) -> int:
-        """Seconds until `subject` may try again under `rule`; 0: now."""
-        if rule.limit <= 0:
-            return 0
-        keys, elapsed = self._keys(rule, subject)
-        now_count, before_count = (int(v or 0) for v in await self.redis.mget(keys))
-        if estimate(before_count, now_count, elapsed, rule.window) + 1 <= rule.limit:
-            return 0
-        return retry_after(before_count, now_count, rule.limit, elapsed, rule.window)
-
-    async def _count(self, rule: Rule, subject: str) -> None:
-        if rule.limit <= 0:
-            return
-        keys, _ = self._keys(rule, subject)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(keys[0])
-            pipe.expire(keys[0], 2 * rule.window)
-            await pipe.execute()
-
     async def _refuse_if_over(self, checks: list[tuple[Rule, str]], what: str) -> None:
+        """Raise when any check is over its limit: every counter read in one round trip."""
+        active = [(rule, subject) for rule, subject in checks if rule.limit > 0]
+        if not active:
+            return
+        windows = [self._keys(rule, subject) for rule, subject in active]
         try:
-            waits = [await self._wait(rule, subject) for rule, subject in checks]
+            counts = await self.redis.mget([key for keys, _ in windows for key in keys])
         except aioredis.RedisError as error:
             log.warning("sign-in throttle unavailable; letting through", error=str(error))
             return
-        wait = max(waits)
+        wait = 0
+        for i, ((rule, _), (_, elapsed)) in enumerate(zip(active, windows, strict=True)):
+            now_count, before_count = (int(v or 0) for v in counts[2 * i : 2 * i + 2])
+            if estimate(before_count, now_count, elapsed, rule.window) + 1 > rule.limit:
+                wait = max(
+                    wait, retry_after(before_count, now_count, rule.limit, elapsed, rule.window)
+                )
         if wait:
             raise RateLimited(
                 "too_many_attempts",
@@ -111,9 +103,15 @@ class SignInThrottle:
             )
 
     async def _record(self, counts: list[tuple[Rule, str]]) -> None:
+        """Count one more against each rule, in one round trip."""
         try:
-            for rule, subject in counts:
-                await self._count(rule, subject)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for rule, subject in counts:
+                    if rule.limit > 0:
+                        key = self._keys(rule, subject)[0][0]
+                        pipe.incr(key)
+                        pipe.expire(key, 2 * rule.window)
+                await pipe.execute()
         except aioredis.RedisError as error:
             log.warning("sign-in throttle unavailable; not counted", error=str(error))
 
