@@ -89,6 +89,8 @@ class Stack:
         self.waves: list[list[ManagedProcess]] = []
         self.env: dict[str, str] = {}
         self._starting_together = False
+        # Started with a wave but waited for only once every wave is up (see `_start`).
+        self._ready_last: list[ManagedProcess] = []
 
     def _start(
         self,
@@ -99,7 +101,10 @@ class Stack:
         ready: Callable[[], bool] | str,
         env: dict[str, str] | None = None,
         restartable: bool = False,
+        needed_by_next_wave: bool = True,
     ) -> None:
+        """`needed_by_next_wave=False`: nothing later waits on this process being up, so its
+        (slow) start overlaps the next waves' and the stack waits for it at the end."""
         process = ManagedProcess(
             name,
             argv,
@@ -110,13 +115,15 @@ class Stack:
             restartable=restartable,
         )
         self.processes.append(process)
+        if not needed_by_next_wave:
+            self._ready_last.append(process)
         if self._starting_together:
             self.waves[-1].append(process)
         else:
             self.waves.append([process])
         print(f"  starting {name} ...", flush=True)
         process.start()
-        if not self._starting_together:
+        if not self._starting_together and needed_by_next_wave:
             process.wait_ready(READY_TIMEOUT)
 
     @contextmanager
@@ -131,7 +138,8 @@ class Stack:
         finally:
             self._starting_together = False
         for process in self.processes[first:]:
-            process.wait_ready(READY_TIMEOUT)
+            if process not in self._ready_last:
+                process.wait_ready(READY_TIMEOUT)
 
     def start(self) -> None:
         s = self.settings
@@ -233,6 +241,8 @@ class Stack:
             self._start_services(python)
         with self._together():
             self._start_workers_and_gateway(python)
+        for process in self._ready_last:
+            process.wait_ready(READY_TIMEOUT)
 
     def _start_services(self, python: str) -> None:
         """The gRPC services: each migrates its own tables (SQLite waits on its lock)."""
@@ -251,11 +261,15 @@ class Stack:
                 and _http_ok(f"http://127.0.0.1:{self.settings.indexer_webhook_port}/healthz")
             ),
         )
+        # Loading its embedding model (importing sentence-transformers alone takes about ten
+        # seconds of CPU here) is the slowest start of all, and only the gateway's requests
+        # need it: the workers and the gateway start meanwhile.
         self._start(
             "rag",
             [python, "-m", "services.rag"],
             echo=True,
             ready=lambda: _grpc_serving(self.env["RAG_GRPC_ADDRESS"]),
+            needed_by_next_wave=False,
         )
         self._start(
             "trainer",

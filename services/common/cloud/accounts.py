@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.common.cloud.aws import Ec2Instances
-from services.common.cloud.gcp import GceInstances
 from services.common.cloud.instances import InstanceApi
 from services.common.errors import InvalidInput
 
@@ -68,6 +67,11 @@ def _cached_instance_api(
             image=aws_image_id or None,
         )
     if kind == "gcp":
+        # Imported on first use: google.cloud.compute_v1 costs 3.5 s of CPU to import, in
+        # each of the four processes that may launch machines, on every start of the stack,
+        # and most installations never hold a GCP account.
+        from services.common.cloud.gcp import GceInstances
+
         return GceInstances(
             secret["service_account"],
             location,
