@@ -19,7 +19,10 @@ run: venv proto web
 # the same resolution and the same versions as pip (pip freeze is identical), in 8 s rather
 # than pip's 2 minutes on a clean clone, because it downloads and unpacks in parallel. uv
 # reads no pip.conf, so pip's find-links (where a machine keeps wheels such as the CPU torch
-# build) is handed over to it.
+# build) is handed over to it. --compile-bytecode: uv, unlike pip, leaves the .pyc files
+# unwritten, and where PYTHONDONTWRITEBYTECODE is set (this machine and CI) Python never writes
+# them either, so every process compiled torch, transformers, ... from source at each start:
+# the stack took 43 s to start instead of 14, and collecting the tests 25 s instead of 12.
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 PIP_FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
@@ -28,7 +31,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(PIP) install --quiet uv==$(UV_VERSION)
 	$(UV) pip install --python $(PY) $(foreach d,$(PIP_FIND_LINKS),--find-links $(d)) \
-	  -c constraints.txt -e '.[dev]'
+	  --compile-bytecode -c constraints.txt -e '.[dev]'
 	touch $@
 
 proto: venv $(PROTO_OUT)

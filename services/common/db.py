@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine, select
@@ -75,6 +73,11 @@ def list_owned(db: Session, model: type[T], owner_id: str, *, newest_first: bool
 
 def run_migrations(engine: Engine, migrations_dir: Path, version_table: str) -> None:
     """Bring one service's tables to head (the 'prestart' step)."""
+    # Imported here: only the services migrate, and Alembic costs the workers, which import
+    # this module too, most of a second each at start.
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.attributes["connection_engine"] = engine
