@@ -78,6 +78,9 @@ ENGINES_LOG := .forgeline/engines-build.log
 CHECKS_LOG := .forgeline/checks.log
 test: venv proto $(OIDC_PROVIDER)/node_modules web
 	@mkdir -p .forgeline
+	@# The project's own bytecode, once (see venv): each of the hundred-odd Python processes
+	@# the suite starts would otherwise compile these modules again (about 0.3 s each).
+	@$(PY) -m compileall -q -j 0 services protos tests bench > /dev/null
 	@echo "building the engines and running the checks in the background (logs: $(ENGINES_LOG), $(CHECKS_LOG))"
 	@( $(PY) -m services.common.engines ensure axolotl && \
 	   $(PY) -m services.common.engines ensure vllm ) > $(ENGINES_LOG) 2>&1 & \
