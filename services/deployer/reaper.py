@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from services.common.crypto import SECRET_UNREADABLE
+from services.common.cloud.accounts import report_unlistable
 from services.common.errors import ForgelineError
 from services.common.logging import get_logger
 from services.deployer import lifecycle
@@ -62,16 +62,8 @@ def reap(engine: Engine, settings: DeployerSettings, trainer: TrainerCatalogue) 
         try:
             api = api_from_source(settings, source)
             instances = api.tagged()
-        except ForgelineError as error:  # revoked keys, an unreachable cloud: try next time
-            if error.code == SECRET_UNREADABLE:
-                # Loud: this account's serving machines go unwatched until the operator puts
-                # the old key back (FORGELINE_PREVIOUS_SECRET_KEYS); the others are reaped.
-                log.error("reaper cannot decrypt a cloud credential: its instances are not "
-                          "being reaped", credential_id=credential.id,
-                          owner_id=credential.owner_id, code=error.code)  # fmt: skip
-                continue
-            log.warning("reaper could not list instances", credential_id=credential.id,
-                        code=error.code)  # fmt: skip
+        except ForgelineError as error:
+            report_unlistable(credential.id, credential.owner_id, error)
             continue
         for instance in instances:
             if not judged(instance.role, instance.owner_id, credential.owner_id):

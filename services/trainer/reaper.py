@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from services.common.crypto import SECRET_UNREADABLE
+from services.common.cloud.accounts import report_unlistable
 from services.common.db import session_scope
 from services.common.errors import ForgelineError
 from services.common.logging import get_logger
@@ -40,16 +40,8 @@ def reap(engine: Engine, settings: TrainerSettings) -> list[Reaped]:
         try:
             api = credentials.api_for(settings, credential)
             instances = api.tagged()
-        except ForgelineError as error:  # revoked keys, an unreachable cloud: try next time
-            if error.code == SECRET_UNREADABLE:
-                # Loud: this account's training machines go unwatched until the operator puts
-                # the old key back (FORGELINE_PREVIOUS_SECRET_KEYS); the others are reaped.
-                log.error("reaper cannot decrypt a cloud credential: its instances are not "
-                          "being reaped", credential_id=credential.id,
-                          owner_id=credential.owner_id, code=error.code)  # fmt: skip
-                continue
-            log.warning("reaper could not list instances", credential_id=credential.id,
-                        code=error.code)  # fmt: skip
+        except ForgelineError as error:
+            report_unlistable(credential.id, credential.owner_id, error)
             continue
         for instance in instances:
             if instance.role != TRAINING_ROLE or instance.owner_id not in ("", credential.owner_id):

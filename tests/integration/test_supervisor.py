@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def test_ctrl_c_stops_everything_and_a_restart_keeps_the_data(tmp_path: Path) -> None:
     """Ctrl-C leaves no process behind; a second start on the same folder keeps the accounts,
     and with REDIS_URL set it uses that Redis instead of starting its own; a service that dies
-    there stops the whole stack. (One test: each platform start costs about thirty seconds
+    there stops the whole stack. (One test: each platform start costs about fifteen seconds
     here, and the restart needs the first run.)"""
     data_dir = tmp_path / "supervised"
     env = platform_env(data_dir)

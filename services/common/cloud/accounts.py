@@ -16,7 +16,11 @@ from pydantic import BaseModel
 
 from services.common.cloud.aws import Ec2Instances
 from services.common.cloud.instances import InstanceApi
-from services.common.errors import InvalidInput
+from services.common.crypto import SECRET_UNREADABLE
+from services.common.errors import ForgelineError, InvalidInput
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
 
 
 class CloudEndpointSettings(BaseModel):
@@ -79,3 +83,17 @@ def _cached_instance_api(
             image=gcp_image or None,
         )
     raise InvalidInput("unknown_credential_kind", "These credentials cannot start machines.")
+
+
+def report_unlistable(credential_id: str, owner_id: str, error: ForgelineError) -> None:
+    """What a reaper says when an account's instances cannot be listed. Revoked keys or an
+    unreachable cloud are tried again next time; a credential no key decrypts is loud: that
+    account's machines go unwatched until the operator puts the old key back
+    (FORGELINE_PREVIOUS_SECRET_KEYS), while the other accounts are still reaped."""
+    if error.code == SECRET_UNREADABLE:
+        log.error("reaper cannot decrypt a cloud credential: its instances are not being "
+                  "reaped", credential_id=credential_id, owner_id=owner_id,
+                  code=error.code)  # fmt: skip
+    else:
+        log.warning("reaper could not list instances", credential_id=credential_id,
+                    code=error.code)  # fmt: skip
