@@ -8,7 +8,8 @@ reads lines that start with `FORGELINE_EVENT ` from the process output.
 
 Events: {"type": "progress", "step", "max_steps", "epoch", "loss", "learning_rate",
 "tokens_per_second"}, {"type": "eval", "step", "eval_loss"}, {"type": "checkpoint", "step",
-"path"}, {"type": "train_end", "step"}.
+"path"}, {"type": "train_end", "step"}; then, from post_training.py beside it, {"type": "state",
+"state": "evaluating"} and {"type": "evaluation", ...}.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 from typing import Any
 
+import post_training
 from axolotl.integrations.base import BasePlugin
 from transformers import TrainerCallback
 
@@ -82,5 +84,21 @@ class ForgelineEventsCallback(TrainerCallback):
 
 
 class ForgelineEventsPlugin(BasePlugin):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__()
+        self._trained: Any = None
+
     def add_callbacks_pre_trainer(self, cfg: Any, model: Any) -> list[Any]:
         return [ForgelineEventsCallback()]
+
+    def post_train(self, cfg: Any, model: Any) -> None:
+        # Called once after training and once after Axolotl saved it: the model is kept
+        # for post_train_unload, which comes when the adapter and tokenizer are on disk.
+        self._trained = model
+
+    def post_train_unload(self, cfg: Any) -> None:
+        model, self._trained = self._trained, None
+        spec = post_training.requested()
+        if model is None or spec is None or not post_training.model_in_memory_will_do(cfg, model):
+            return  # node_bootstrap.py evaluates and merges in processes of its own
+        post_training.finish(cfg, model, spec, emit)

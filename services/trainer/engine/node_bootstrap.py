@@ -9,8 +9,10 @@ token for events. The callback's answer can ask the run to stop (the user cancel
     python node_bootstrap.py MANIFEST.json        # or --manifest-url URL
 
 Steps: fetch data (and the last checkpoint, to resume) -> axolotl train (progress from the
-forgeline_events plugin beside this file) -> evaluate base vs tuned -> merge the adapter ->
-upload adapter and merged model -> report `done`. Exit status: 0 done, 1 failed, 3 cancelled.
+forgeline_events plugin beside this file; after training, the same process evaluates base vs
+tuned and merges the adapter, post_training.py) -> upload adapter and merged model -> report
+`done`. Where the training process could not evaluate or merge (a quantized or sharded model),
+this script does it, loading the model again. Exit status: 0 done, 1 failed, 3 cancelled.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +31,8 @@ import urllib.request
 from collections import deque
 from pathlib import Path
 from typing import Any
+
+import post_training  # beside this file, on a node as here
 
 EVENT_PREFIX = "FORGELINE_EVENT "
 HERE = Path(__file__).resolve().parent
@@ -128,8 +131,15 @@ def tar_folder(folder: Path, target: Path, *, skip: tuple[str, ...] = ()) -> Pat
 # --- training -------------------------------------------------------------------------------
 
 
-def train(workdir: Path, manifest: dict[str, Any], reporter: Reporter) -> None:
+def train(
+    workdir: Path, manifest: dict[str, Any], reporter: Reporter, post: dict[str, Any]
+) -> set[str]:
+    """Runs `axolotl train`, forwarding its events; the kinds of event it sent. `post` is
+    what the training process should do after training (post_training.py)."""
     env = dict(os.environ)
+    spec = workdir / "post_training.json"
+    spec.write_text(json.dumps(post))
+    env[post_training.SPEC_ENV] = str(spec)
     env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
     env["WANDB_DIR"] = str(workdir / "wandb")
     # Only wandb's settings may come from the manifest (the user's own key, to log online).
@@ -138,6 +148,7 @@ def train(workdir: Path, manifest: dict[str, Any], reporter: Reporter) -> None:
     (workdir / "wandb").mkdir(exist_ok=True)
     argv = [sys.executable, "-m", "axolotl.cli.train", "config.yml"]
     log_tail: deque[str] = deque(maxlen=LOG_TAIL)
+    seen: set[str] = set()
     process = subprocess.Popen(
         argv,
         cwd=workdir,
@@ -159,6 +170,7 @@ def train(workdir: Path, manifest: dict[str, Any], reporter: Reporter) -> None:
             if at >= 0:
                 event = json.loads(line[at + len(EVENT_PREFIX) :])
                 kind = event.pop("type")
+                seen.add(kind)
                 if kind == "checkpoint" and uploads.get("checkpoint"):
                     checkpoint = workdir / "output" / Path(event["path"]).name
                     archive = tar_folder(checkpoint, workdir / "checkpoint.tar.gz")
@@ -181,6 +193,7 @@ def train(workdir: Path, manifest: dict[str, Any], reporter: Reporter) -> None:
         raise
     if code != 0:
         raise RuntimeError("axolotl train failed:\n" + "\n".join(list(log_tail)[-25:]))
+    return seen
 
 
 def merge(workdir: Path) -> Path:
@@ -198,69 +211,24 @@ def merge(workdir: Path) -> Path:
     return workdir / "output" / "merged"
 
 
-# --- evaluation -----------------------------------------------------------------------------
-
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def final_number(text: str) -> str | None:
-    """GSM8K's answer: the number after '####', else the last number in the text."""
-    tail = text.split("####", 1)[1] if "####" in text else text
-    numbers = _NUMBER.findall(tail)
-    if not numbers:
-        return None
-    value = (numbers[0] if "####" in text else numbers[-1]).replace(",", "")
-    return str(value[:-2] if value.endswith(".0") else value)
-
-
-def gsm8k_accuracy(
-    model: Any, tokenizer: Any, questions: list[dict[str, str]], max_new_tokens: int
-) -> tuple[float, list[dict[str, Any]]]:
-    import torch
-
-    correct, examples = 0, list[dict[str, Any]]()
-    for item in questions:
-        messages = [{"role": "user", "content": item["question"]}]
-        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        with torch.no_grad():
-            output = model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-            )
-        answer = tokenizer.decode(
-            output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True
-        )
-        expected, got = final_number(item["answer"]), final_number(answer)
-        ok = expected is not None and expected == got
-        correct += ok
-        if len(examples) < 3:
-            examples.append(
-                {
-                    "question": item["question"],
-                    "expected": expected,
-                    "answer": answer[:600],
-                    "correct": ok,
-                }
-            )
-    return (correct / len(questions) if questions else 0.0), examples
+# --- evaluation and merge, when the training process could not do them ---------------------
 
 
 def evaluate(
     workdir: Path, manifest: dict[str, Any], base_model: str, adapter: bool
 ) -> dict[str, Any]:
+    """The benchmark with the models loaded again from disk (post_training.py does it on the
+    model in memory where it can)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec = manifest["evaluation"]
-    questions = spec["questions"]
+    questions, limit = spec["questions"], spec["max_new_tokens"]
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     base = AutoModelForCausalLM.from_pretrained(base_model, torch_dtype=torch.float32)
     base.eval()  # type: ignore[no-untyped-call]
-    base_score, base_examples = gsm8k_accuracy(base, tokenizer, questions, spec["max_new_tokens"])
+    base_score = post_training.gsm8k_accuracy(base, tokenizer, questions, limit)
     if adapter:
         from peft import PeftModel
 
@@ -270,17 +238,9 @@ def evaluate(
             str(workdir / "output"), torch_dtype=torch.float32
         )
     tuned.eval()
-    tuned_score, tuned_examples = gsm8k_accuracy(
-        tuned, tokenizer, questions, spec["max_new_tokens"]
-    )
-    return {
-        "benchmark": spec["benchmark"],
-        "sample": len(questions),
-        "base_exact_match": base_score,
-        "tuned_exact_match": tuned_score,
-        "base_examples": base_examples,
-        "tuned_examples": tuned_examples,
-    }
+    tuned_score = post_training.gsm8k_accuracy(tuned, tokenizer, questions, limit)
+    result: dict[str, Any] = post_training.evaluation_result(spec, base_score, tuned_score)
+    return result
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -305,13 +265,15 @@ def run(manifest: dict[str, Any], workdir: Path) -> int:
                 packed.extractall(target, filter="data")
             checkpoint.unlink()
             reporter.event("log", line=f"resuming from {target.name}")
+        # What an earlier attempt merged is not this run's: merged again after training.
+        shutil.rmtree(workdir / "output" / post_training.MERGED_FOLDER, ignore_errors=True)
         reporter.event("state", state="training")
-        train(workdir, manifest, reporter)
+        adapter = bool(manifest.get("adapter", True))
+        post = {"evaluation": manifest.get("evaluation"), "merge": adapter}
+        seen = train(workdir, manifest, reporter, post)
         if reporter.cancel.is_set():
             raise Cancelled()
-        adapter = bool(manifest.get("adapter", True))
-        evaluation = None
-        if manifest.get("evaluation"):
+        if manifest.get("evaluation") and "evaluation" not in seen:
             reporter.event("state", state="evaluating")
             evaluation = evaluate(workdir, manifest, manifest["base_model"], adapter)
             reporter.event("evaluation", **evaluation)
@@ -325,7 +287,9 @@ def run(manifest: dict[str, Any], workdir: Path) -> int:
             )
             upload(uploads["adapter"], archive)
             sizes["adapter_bytes"] = archive.stat().st_size
-            merged = merge(workdir)
+            merged = output / post_training.MERGED_FOLDER
+            if not merged.is_dir():  # the training process could not merge it
+                merged = merge(workdir)
         else:
             merged = output
         archive = tar_folder(

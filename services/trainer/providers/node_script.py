@@ -1,11 +1,11 @@
 """The startup script of a cloud training node: AWS runs it as cloud-init user data, GCP as
 its `startup-script` metadata. Both run it as root at boot.
 
-It carries no secret: only two presigned URLs, for the bootstrap bundle (node_bootstrap.py
-and its axolotl plugin, the very files the `local` provider runs) and for the job's manifest
-(which holds the callback token). Whatever happens, the machine powers off when the script
-ends: on AWS that terminates it (InstanceInitiatedShutdownBehavior), on GCP it stops billing
-for the GPU, and the platform deletes it.
+It carries no secret: only two presigned URLs, for the bootstrap bundle (node_bootstrap.py,
+its axolotl plugin and post_training.py: the very files the `local` provider runs) and for the
+job's manifest (which holds the callback token). Whatever happens, the machine powers off when
+the script ends: on AWS that terminates it (InstanceInitiatedShutdownBehavior), on GCP it stops
+billing for the GPU, and the platform deletes it.
 
 The environment variables FORGELINE_PYTHON (a Python with axolotl already installed),
 FORGELINE_WORKDIR and FORGELINE_SHUTDOWN exist so that the integration tests can run this
@@ -21,7 +21,7 @@ from pathlib import Path
 from services.common.engines import ENGINES
 
 ENGINE_DIR = Path(__file__).resolve().parents[1] / "engine"
-BUNDLE_FILES = ("node_bootstrap.py", "forgeline_events.py")
+BUNDLE_FILES = ("node_bootstrap.py", "forgeline_events.py", "post_training.py")
 
 _TEMPLATE = """#!/bin/bash
 # Forgeline training node for job {job_id}.
