@@ -208,7 +208,8 @@ def merge(workdir: Path) -> Path:
     result = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError("merging the adapter failed:\n" + result.stdout[-3000:])
-    return workdir / "output" / post_training.MERGED_FOLDER
+    merged: Path = workdir / "output" / post_training.MERGED_FOLDER
+    return merged
 
 
 # --- evaluation and merge, when the training process could not do them ---------------------
