@@ -215,32 +215,23 @@ def merge(workdir: Path) -> Path:
 # --- evaluation and merge, when the training process could not do them ---------------------
 
 
-def evaluate(
-    workdir: Path, manifest: dict[str, Any], base_model: str, adapter: bool
-) -> dict[str, Any]:
-    """The benchmark with the models loaded again from disk (post_training.py does it on the
+def evaluate(workdir: Path, manifest: dict[str, Any], adapter: bool) -> dict[str, Any]:
+    """The benchmark with the tuned model loaded again from disk (post_training.py scores the
     model in memory where it can)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    spec = manifest["evaluation"]
-    questions, limit = spec["questions"], spec["max_new_tokens"]
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
-    base = AutoModelForCausalLM.from_pretrained(base_model, torch_dtype=torch.float32)
-    base.eval()  # type: ignore[no-untyped-call]
-    base_score = post_training.gsm8k_accuracy(base, tokenizer, questions, limit)
+    output = str(workdir / "output")
     if adapter:
         from peft import PeftModel
 
-        tuned = PeftModel.from_pretrained(base, str(workdir / "output"))
+        base = AutoModelForCausalLM.from_pretrained(manifest["base_model"], dtype=torch.float32)
+        tuned = PeftModel.from_pretrained(base, output)
     else:
-        tuned = AutoModelForCausalLM.from_pretrained(
-            str(workdir / "output"), torch_dtype=torch.float32
-        )
-    tuned.eval()
-    tuned_score = post_training.gsm8k_accuracy(tuned, tokenizer, questions, limit)
-    result: dict[str, Any] = post_training.evaluation_result(spec, base_score, tuned_score)
+        tuned = AutoModelForCausalLM.from_pretrained(output, dtype=torch.float32)
+    result: dict[str, Any] = post_training.score(
+        tuned, manifest["base_model"], manifest["evaluation"]
+    )
     return result
 
 
@@ -276,7 +267,7 @@ def run(manifest: dict[str, Any], workdir: Path) -> int:
             raise Cancelled()
         if manifest.get("evaluation") and "evaluation" not in seen:
             reporter.event("state", state="evaluating")
-            evaluation = evaluate(workdir, manifest, manifest["base_model"], adapter)
+            evaluation = evaluate(workdir, manifest, adapter)
             reporter.event("evaluation", **evaluation)
         reporter.event("state", state="uploading")
         uploads = manifest["uploads"]

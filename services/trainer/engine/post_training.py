@@ -118,34 +118,41 @@ def model_in_memory_will_do(cfg: Any, model: Any) -> bool:
     return not getattr(model, "is_quantized", False)
 
 
-def finish(cfg: Any, model: Any, spec: dict[str, Any], emit: Emit) -> None:
-    """Score base and tuned, then merge the adapter into the base and save the result."""
+def score(tuned: Any, base_model: str, evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The benchmark of the base and of the tuned model, as the `evaluation` event. For an
+    adapter the base is the tuned model with its adapter switched off; a full fine-tune
+    overwrote the base's weights, so they are read again."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    tuned.eval()  # LoRA dropout off: greedy answers must not depend on chance
+    torch.manual_seed(0)
+    # The base model's own tokenizer and chat template, as the benchmark always used.
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    questions, limit = evaluation["questions"], evaluation["max_new_tokens"]
+    if isinstance(tuned, PeftModel):
+        with tuned.disable_adapter():
+            base = gsm8k_accuracy(tuned, tokenizer, questions, limit)
+    else:
+        original = AutoModelForCausalLM.from_pretrained(base_model, dtype=tuned.dtype)
+        original.eval()  # type: ignore[no-untyped-call]
+        base = gsm8k_accuracy(original, tokenizer, questions, limit)
+        del original
+    return evaluation_result(evaluation, base, gsm8k_accuracy(tuned, tokenizer, questions, limit))
+
+
+def finish(cfg: Any, model: Any, spec: dict[str, Any], emit: Emit) -> None:
+    """Score base and tuned, then merge the adapter into the base and save the result."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
     output = Path(cfg["output_dir"])
-    is_adapter = isinstance(model, PeftModel)
-    model.eval()  # LoRA dropout off: greedy answers must not depend on chance
     evaluation = spec.get("evaluation")
     if evaluation:
         emit({"type": "state", "state": "evaluating"})
-        torch.manual_seed(0)
-        # The base model's own tokenizer and chat template, as the benchmark always used.
-        tokenizer = AutoTokenizer.from_pretrained(cfg["base_model"])
-        limit = evaluation["max_new_tokens"]
-        if is_adapter:
-            with model.disable_adapter():
-                base = gsm8k_accuracy(model, tokenizer, evaluation["questions"], limit)
-        else:  # a full fine-tune overwrote the base's weights: read them again
-            original = AutoModelForCausalLM.from_pretrained(
-                cfg["base_model"], dtype=model.dtype
-            ).eval()  # type: ignore[no-untyped-call]
-            base = gsm8k_accuracy(original, tokenizer, evaluation["questions"], limit)
-            del original
-        tuned = gsm8k_accuracy(model, tokenizer, evaluation["questions"], limit)
-        emit({"type": "evaluation", **evaluation_result(evaluation, base, tuned)})
-    if spec.get("merge") and is_adapter:
+        emit({"type": "evaluation", **score(model, cfg["base_model"], evaluation)})
+    if spec.get("merge") and isinstance(model, PeftModel):
         merged_dir = output / MERGED_FOLDER
         partial = output / (MERGED_FOLDER + ".part")
         merged = model.merge_and_unload()
