@@ -13,6 +13,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A datetime read back from the database as aware UTC: SQLite and PostgreSQL's
+    `timestamp` columns return it naive, in UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 @overload
 def to_timestamp(value: datetime) -> Timestamp: ...
 @overload

@@ -13,12 +13,12 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from services.common.bundled_model import MODEL_ID as BUNDLED_MODEL_ID
 from services.common.db import get_owned, list_owned, session_scope
@@ -376,6 +376,19 @@ def orphaned(engine: Engine) -> list[str]:
             )
         ).all()
     return list(rows)
+
+
+def last_lease_end(engine: Engine) -> datetime | None:
+    """When the last lease still held on a job not ended runs out: by then every worker that
+    had stopped before now has left its jobs orphaned."""
+    with session_scope(engine) as db:
+        end = db.exec(
+            select(func.max(TrainingJob.lease_until)).where(
+                col(TrainingJob.state).not_in(TERMINAL),
+                col(TrainingJob.lease_until) >= utcnow(),
+            )
+        ).one()
+    return end
 
 
 def request_cancel(

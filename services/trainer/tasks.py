@@ -21,6 +21,7 @@ from services.common.logging import get_logger, setup_logging
 from services.common.queue import TRAINING_QUEUE, make_celery
 from services.common.storage import s3_client
 from services.common.telemetry import setup_telemetry
+from services.common.timestamps import as_utc, utcnow
 from services.trainer import jobs
 from services.trainer.providers.choice import provider_for
 from services.trainer.runner import URL_SECONDS, JobRunner
@@ -62,9 +63,7 @@ def _init_process(**_: object) -> None:
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _resume(**_: object) -> None:
-    # A crashed worker's lease runs out within the lease time; look again just after.
-    countdown = settings.trainer_lease_seconds + 5
-    app.send_task(RESUME_ORPHANS, queue=TRAINING_QUEUE, countdown=countdown)
+    app.send_task(RESUME_ORPHANS, queue=TRAINING_QUEUE, kwargs={"look_again": True})
 
 
 @app.task(name=RUN_JOB)  # type: ignore[untyped-decorator]
@@ -73,9 +72,18 @@ def run_job(job_id: str) -> str:
 
 
 @app.task(name=RESUME_ORPHANS)  # type: ignore[untyped-decorator]
-def resume_orphans() -> int:
-    orphans = jobs.orphaned(runner().engine)
+def resume_orphans(look_again: bool = False) -> int:
+    engine = runner().engine
+    orphans = jobs.orphaned(engine)
     for job_id in orphans:
         log.info("resuming a job whose worker stopped", job_id=job_id)
         run_job.apply_async((job_id,))
+    if look_again:
+        # A worker that crashed just before this one started still holds its jobs' leases,
+        # which run out within the lease time: look once more when the last of them has,
+        # rather than a whole lease time after this start.
+        end = jobs.last_lease_end(engine)
+        if end is not None:
+            wait = (as_utc(end) - utcnow()).total_seconds() + 1
+            app.send_task(RESUME_ORPHANS, queue=TRAINING_QUEUE, countdown=max(wait, 0))
     return len(orphans)
