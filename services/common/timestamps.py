@@ -14,8 +14,8 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """A datetime read back from the database as aware UTC: SQLite and PostgreSQL's
-    `timestamp` columns return it naive, in UTC."""
+    """The datetime as aware UTC. A naive one is taken to be UTC already: SQLite and
+    PostgreSQL's `timestamp` columns return them so, as do event senders that omit the offset."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from services.common.db import session_scope
 from services.common.errors import InvalidInput
+from services.common.timestamps import as_utc
 from services.deployer.models import Deployment, UsageBucket
 
 COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "aborted")
@@ -180,7 +181,6 @@ def report(
     )
     days: dict[str, Counts] = {}
     for row in per_hour:
-        hour = row.hour if row.hour.tzinfo else row.hour.replace(tzinfo=UTC)
-        days.setdefault(hour.astimezone(UTC).date().isoformat(), Counts()).add(_counts(row))
+        days.setdefault(as_utc(row.hour).date().isoformat(), Counts()).add(_counts(row))
     result.by_day = sorted(days.items())
     return result

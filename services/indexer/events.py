@@ -26,6 +26,8 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from services.common.timestamps import as_utc
+
 EventKind = Literal["put", "delete"]
 EventSource = Literal["s3", "minio", "seaweedfs"]
 
@@ -58,11 +60,7 @@ class BucketEvent(BaseModel):
     @field_validator("event_time")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return None if value is None else as_utc(value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from services.common.db import session_scope
 from services.common.errors import ForgelineError
 from services.common.job_events import JobEventWriter
 from services.common.logging import get_logger
-from services.common.timestamps import utcnow
+from services.common.timestamps import as_utc, utcnow
 from services.trainer import catalogue, credentials, jobs
 from services.trainer.axolotl_config import deepspeed_zero3
 from services.trainer.job_data import prepare
@@ -321,8 +321,7 @@ class JobRunner:
         if job.provider == "local" or job.state != PROVISIONING or job.launched_at is None:
             return False
         limit = timedelta(seconds=self.settings.cloud_boot_timeout_seconds)
-        launched = job.launched_at.replace(tzinfo=utcnow().tzinfo)
-        return utcnow() - launched > limit
+        return utcnow() - as_utc(job.launched_at) > limit
 
     def _register(self, job: TrainingJob) -> ModelVersion:
         prefix = job_prefix(job)

@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, Field
 
 from services.common.errors import InvalidInput
-from services.common.timestamps import to_timestamp
+from services.common.timestamps import as_utc, to_timestamp
 from services.gateway.clients import AuthClient, DeployerClient
 from services.gateway.deps import AuthDep, CurrentPrincipal, DeployerDep
 from services.gateway.openapi import ERRORS
@@ -39,7 +39,7 @@ def _stamp(name: str, value: datetime | None) -> Timestamp | None:
     if value is None:
         return None
     try:
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = as_utc(value)
     except (OverflowError, ValueError):
         value = datetime.min.replace(tzinfo=UTC)
     if not _EARLIEST <= value.year < _LATEST:
