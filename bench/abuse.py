@@ -210,6 +210,39 @@ class Abuse:
         )
         return alike and owner.status_code == 200
 
+    def refresh_token_out_of_scripts_reach(self) -> bool:
+        """The web client's sign-in leaves no refresh token in what a page script reads."""
+        with httpx.Client(base_url=self.platform.url, timeout=60) as browser:
+            answer = self._browser_sign_in(browser)
+        cookie = answer.headers.get("set-cookie", "")
+        return (
+            "flr_" not in answer.text
+            and cookie.startswith("fl_refresh=flr_")
+            and "HttpOnly" in cookie
+            and "SameSite=strict" in cookie
+        )
+
+    def forged_cross_site_refresh(self) -> bool:
+        """A form post from another site carries the cookie (in an old browser) but cannot
+        add the header: no new tokens for it."""
+        with httpx.Client(base_url=self.platform.url, timeout=60) as browser:
+            self._browser_sign_in(browser)
+            forged = browser.post(
+                "/api/v1/auth/refresh",
+                data={"refresh_token": ""},
+                headers={"origin": "https://attacker.example"},
+            )
+        return forged.status_code in (401, 422) and "access_token" not in forged.text
+
+    def _browser_sign_in(self, browser: httpx.Client) -> httpx.Response:
+        answer = browser.post(
+            "/api/v1/auth/login",
+            json={"email": self.intruder.email, "password": self.intruder.password},
+            headers={"X-Refresh-Cookie": "1"},
+        )
+        self._count_server_error(answer)
+        return answer
+
     def deeply_nested_json(self) -> bool:
         nested = "[" * 10_000 + "]" * 10_000
         answer = self.client.post(
@@ -291,6 +324,8 @@ def main() -> None:
                     "another_tenants_knowledge_base",
                     "key_scope_escalation",
                     "guessing_tells_nothing_and_locks_nobody",
+                    "refresh_token_out_of_scripts_reach",
+                    "forged_cross_site_refresh",
                     "deeply_nested_json",
                     "stored_html_opens_as_a_download",
                     "parquet_bomb",

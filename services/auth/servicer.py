@@ -48,6 +48,7 @@ def pair_to_proto(pair: sessions.TokenPair) -> auth_pb2.TokenPair:
         refresh_token=pair.refresh_token,
         expires_in=pair.expires_in,
         user=user_to_proto(pair.user),
+        refresh_expires_in=pair.refresh_expires_in,
     )
 
 

@@ -26,6 +26,7 @@ class TokenPair:
     refresh_token: str
     expires_in: int
     user: User
+    refresh_expires_in: int
 
 
 def _hash(token: str) -> str:
@@ -49,7 +50,9 @@ def start_session(ctx: AuthContext, db: Session, user: User) -> TokenPair:
     auth_session = crud.create_session(db, user_id=user.id)
     refresh = _new_refresh_token(ctx, db, auth_session.id)
     access = ctx.issuer.issue(user_id=user.id, session_id=auth_session.id, scopes=user_scopes(user))
-    return TokenPair(access, refresh, ctx.issuer.ttl_seconds, user)
+    return TokenPair(
+        access, refresh, ctx.issuer.ttl_seconds, user, ctx.settings.refresh_token_ttl_seconds
+    )
 
 
 def refresh(ctx: AuthContext, *, refresh_token: str) -> TokenPair:
@@ -83,7 +86,13 @@ def refresh(ctx: AuthContext, *, refresh_token: str) -> TokenPair:
             access = ctx.issuer.issue(
                 user_id=user.id, session_id=auth_session.id, scopes=user_scopes(user)
             )
-            return TokenPair(access, new_refresh, ctx.issuer.ttl_seconds, user)
+            return TokenPair(
+                access,
+                new_refresh,
+                ctx.issuer.ttl_seconds,
+                user,
+                ctx.settings.refresh_token_ttl_seconds,
+            )
     # Only reached on reuse, after the revocation above has been committed.
     assert reused_session is not None
     ctx.revocations.publish(user_id=reused_session[0], reason="refresh_reuse")

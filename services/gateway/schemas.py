@@ -33,7 +33,9 @@ class Registration(Credentials):
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=128)
+    # Left out by the web client, whose refresh token is in a cookie
+    # (services/gateway/refresh_cookie.py).
+    refresh_token: str | None = Field(None, min_length=1, max_length=128)
 
 
 def _dt(stamp: Timestamp, present: bool = True) -> datetime | None:
@@ -69,7 +71,8 @@ class UserUpdate(BaseModel):
 
 class TokenPairPublic(BaseModel):
     access_token: str
-    refresh_token: str
+    # null where it was set as the web client's HttpOnly cookie instead
+    refresh_token: str | None
     token_type: Literal["bearer"] = "bearer"  # noqa: S105  (a scheme name, not a secret)
     expires_in: int
     user: UserPublic

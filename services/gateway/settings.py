@@ -49,3 +49,8 @@ class GatewaySettings(BaseServiceSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     # Usage accounting: generations are added up here and sent to the deployer this often.
     usage_flush_seconds: float = Field(1.0, gt=0, le=60)
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Cookies are marked Secure (sent over https only) where users reach us by https."""
+        return self.public_url.startswith("https://")

@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.conftest import OIDC_DISPLAY_NAME, WebStack, open_page
 from tests.factories import random_email
@@ -88,6 +88,20 @@ def test_register_home_and_api_key(web_stack: WebStack, browser: Browser, artifa
     assert console.errors == []
 
 
+REFRESH_COOKIE = "fl_refresh"
+
+
+def assert_refresh_token_out_of_scripts_reach(context: BrowserContext, page: Page) -> None:
+    """Signed in, the refresh token is only an HttpOnly cookie sent to its own route: no
+    script on the page (an injected one included) can read it."""
+    readable = page.evaluate("() => JSON.stringify(localStorage) + document.cookie")
+    assert "flr_" not in readable
+    [cookie] = [c for c in context.cookies() if c["name"] == REFRESH_COOKIE]
+    assert cookie["value"].startswith("flr_")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/api/v1/auth/refresh"
+
+
 def test_sign_in_errors_deployments_and_chat(
     web_stack: WebStack, browser: Browser, artifacts: Path
 ) -> None:
@@ -112,6 +126,18 @@ def test_sign_in_errors_deployments_and_chat(
 
     expect(page.get_by_role("heading", name="Deployments", exact=True)).to_be_visible()
     expect(page.get_by_text("Nothing deployed yet")).to_be_visible()
+    assert_refresh_token_out_of_scripts_reach(context, page)
+    # An access token that stopped working is renewed through the cookie, unseen.
+    page.evaluate(
+        """() => {
+          const session = JSON.parse(localStorage.getItem("forgeline.session"));
+          session.accessToken = "no-longer-valid";
+          localStorage.setItem("forgeline.session", JSON.stringify(session));
+        }"""
+    )
+    page.reload()
+    expect(page.get_by_text("Nothing deployed yet")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     model = page.get_by_label("Model", exact=True)
     expect(model.locator("option")).not_to_have_count(0)
     page.screenshot(path=artifacts / "02-deployments-empty.png", full_page=True)
@@ -123,8 +149,10 @@ def test_sign_in_errors_deployments_and_chat(
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("tab", name="Sign in")).to_be_visible()
+    assert not [c for c in context.cookies() if c["name"] == REFRESH_COOKIE]
     context.close()
-    # The wrong password's 401 is the one failed request the browser logs by itself.
+    # The wrong password's 401 and the stale token's are the failed requests the browser logs
+    # by itself.
     assert [e for e in console.errors if "status of 401" not in e] == []
 
 
@@ -144,6 +172,7 @@ def test_sign_in_with_a_provider(web_stack: WebStack, browser: Browser, artifact
     expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
     expect(page.get_by_text(f"Signed in as {email}.")).to_be_visible()
     assert "access_token" not in page.url  # the tokens left the address bar
+    assert_refresh_token_out_of_scripts_reach(context, page)
     page.screenshot(path=artifacts / "02-home.png", full_page=True)
     context.close()
     assert console.errors == []

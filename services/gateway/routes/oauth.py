@@ -9,8 +9,10 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Cookie, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
+from forgeline.v1 import auth_pb2
 
 from services.common.errors import ForgelineError, Unauthenticated
+from services.gateway import refresh_cookie
 from services.gateway.deps import AuthDep, SettingsDep
 from services.gateway.openapi import ERRORS
 from services.gateway.schemas import OAuthProviderPublic, OAuthProvidersPublic, TokenPairPublic
@@ -58,7 +60,7 @@ async def start_oauth(
         path=COOKIE_PATH,
         httponly=True,
         samesite="lax",
-        secure=settings.public_url.startswith("https://"),
+        secure=settings.cookies_secure,
     )
     return response
 
@@ -84,16 +86,20 @@ async def oauth_callback(
         if not wants_web_page(request.headers.get("accept", "")):
             raise
         return _to_web_client({"error": failure.message})
+    public = TokenPairPublic.from_proto(pair)
     if wants_web_page(request.headers.get("accept", "")):
+        # The refresh token goes into its HttpOnly cookie, not into the page's reach.
         redirect = _to_web_client({
-            "access_token": pair.access_token,
-            "refresh_token": pair.refresh_token,
-            "user": json.dumps(pair.user.model_dump(mode="json")),
+            "access_token": public.access_token,
+            "user": json.dumps(public.user.model_dump(mode="json")),
         })  # fmt: skip
+        refresh_cookie.set_on(
+            redirect, settings, pair.refresh_token, max_age=pair.refresh_expires_in
+        )
         redirect.delete_cookie(STATE_COOKIE, path=COOKIE_PATH)
         return redirect
     response.delete_cookie(STATE_COOKIE, path=COOKIE_PATH)
-    return pair
+    return public
 
 
 def _to_web_client(fragment: dict[str, str]) -> RedirectResponse:
@@ -110,12 +116,11 @@ async def _complete(
     state: str | None,
     error: str | None,
     cookie_state: str | None,
-) -> TokenPairPublic:
+) -> auth_pb2.TokenPair:
     if error:
         raise Unauthenticated("oauth_denied", "Sign-in was cancelled at the provider.")
     if not state or not code or cookie_state != state:
         raise Unauthenticated(
             "oauth_state_invalid", "This sign-in link is no longer valid; please start again."
         )
-    pair = await auth.complete_oauth(provider, code, state, _callback_url(settings, provider))
-    return TokenPairPublic.from_proto(pair)
+    return await auth.complete_oauth(provider, code, state, _callback_url(settings, provider))

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { ApiClient, ApiError, NETWORK_MESSAGE, SESSION_ENDED_MESSAGE, errorFromResponse } from "./client";
+import {
+  ApiClient,
+  ApiError,
+  NETWORK_MESSAGE,
+  SESSION_ENDED_MESSAGE,
+  errorFromResponse,
+  localSessionStore,
+} from "./client";
 import { SESSION, apiError, json, memoryStore, mockFetch } from "../test/helpers";
 
 describe("errorFromResponse", () => {
@@ -37,10 +44,12 @@ describe("ApiClient", () => {
     const fetch = mockFetch({
       "GET /api/v1/me": ({ headers }) =>
         headers.authorization === "Bearer access-2" ? json({ ok: true }) : apiError(401, "token_expired", "expired"),
-      "POST /api/v1/auth/refresh": ({ body }) => {
+      "POST /api/v1/auth/refresh": ({ body, headers }) => {
         refreshes += 1;
-        expect(body).toEqual({ refresh_token: "flr_refresh-1" });
-        return json({ access_token: "access-2", refresh_token: "flr_refresh-2", expires_in: 900, user: SESSION.user });
+        // The refresh token is the browser's HttpOnly cookie: the client sends none itself.
+        expect(body).toEqual({});
+        expect(headers["x-refresh-cookie"]).toBe("1");
+        return json({ access_token: "access-2", refresh_token: null, expires_in: 900, user: SESSION.user });
       },
     });
     const store = memoryStore(SESSION);
@@ -49,7 +58,7 @@ describe("ApiClient", () => {
     expect(a).toEqual({ ok: true });
     expect(b).toEqual({ ok: true });
     expect(refreshes).toBe(1);
-    expect(store.load()?.refreshToken).toBe("flr_refresh-2");
+    expect(store.load()).toEqual({ accessToken: "access-2", user: SESSION.user });
   });
 
   it("ends the session when the refresh token is refused", async () => {
@@ -76,7 +85,10 @@ describe("ApiClient", () => {
 
   it("login stores the pair; logout forgets it even if the server fails", async () => {
     const fetch = mockFetch({
-      "POST /api/v1/auth/login": json({ access_token: "a", refresh_token: "r", expires_in: 900, user: SESSION.user }),
+      "POST /api/v1/auth/login": ({ headers }) => {
+        expect(headers["x-refresh-cookie"]).toBe("1"); // ask for the refresh token as a cookie
+        return json({ access_token: "a", refresh_token: null, expires_in: 900, user: SESSION.user });
+      },
       "POST /api/v1/auth/logout": apiError(500, "internal_error", "oops"),
     });
     const store = memoryStore();
@@ -90,7 +102,7 @@ describe("ApiClient", () => {
 
 describe("ApiClient across tabs", () => {
   it("uses the pair another tab already refreshed instead of spending the old refresh token", async () => {
-    const refreshed = { ...SESSION, accessToken: "access-from-other-tab", refreshToken: "flr_other" };
+    const refreshed = { ...SESSION, accessToken: "access-from-other-tab" };
     const store = memoryStore(SESSION);
     const fetch = mockFetch({
       "GET /api/v1/me": ({ headers }) => {
@@ -106,6 +118,16 @@ describe("ApiClient across tabs", () => {
     });
     const client = new ApiClient(store, fetch);
     await expect(client.get("/api/v1/me")).resolves.toEqual({ ok: "Bearer access-from-other-tab" });
-    expect(client.current?.refreshToken).toBe("flr_other");
+    expect(client.current?.accessToken).toBe("access-from-other-tab");
+  });
+});
+
+describe("localSessionStore", () => {
+  it("drops a refresh token an older client left in localStorage", () => {
+    const old = { ...SESSION, refreshToken: "flr_left-behind" };
+    localStorage.setItem("forgeline.session", JSON.stringify(old));
+    expect(localSessionStore.load()).toEqual(SESSION);
+    expect(localStorage.getItem("forgeline.session")).not.toContain("flr_");
+    localStorage.clear();
   });
 });

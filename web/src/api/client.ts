@@ -75,11 +75,15 @@ export async function errorFromResponse(response: Response): Promise<ApiError> {
   return new ApiError(response.status, code, message);
 }
 
+/** What a page keeps of a sign-in. The refresh token is not part of it: the gateway keeps
+ * it in an HttpOnly cookie for the refresh route, out of every script's reach. */
 export interface Session {
   accessToken: string;
-  refreshToken: string;
   user: User;
 }
+
+/** Asks the gateway to set the refresh token as that cookie (and to accept it back). */
+const REFRESH_COOKIE_HEADER = { "x-refresh-cookie": "1" };
 
 const STORAGE_KEY = "forgeline.session";
 
@@ -96,8 +100,15 @@ export const localSessionStore: SessionStore = {
     try {
       const raw = localStorage.getItem(STORAGE_KEY);
       if (!raw) return null;
-      const value = JSON.parse(raw) as Session;
-      return value.accessToken && value.refreshToken && value.user ? value : null;
+      const value = JSON.parse(raw) as Session & { refreshToken?: unknown };
+      if (!value.accessToken || !value.user) return null;
+      if ("refreshToken" in value) {
+        // Stored by an older client: the token must not stay readable here.
+        const session = { accessToken: value.accessToken, user: value.user };
+        localStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+        return session;
+      }
+      return value;
     } catch {
       return null;
     }
@@ -181,13 +192,9 @@ export class ApiClient {
     for (const listener of this.listeners) listener(session);
   }
 
-  /** Store a token pair from login, refresh or an OAuth sign-in. */
-  acceptTokens(pair: Pick<TokenPair, "access_token" | "refresh_token" | "user">): Session {
-    const session = {
-      accessToken: pair.access_token,
-      refreshToken: pair.refresh_token,
-      user: pair.user,
-    };
+  /** Store the access token and user from login, refresh or an OAuth sign-in. */
+  acceptTokens(pair: Pick<TokenPair, "access_token" | "user">): Session {
+    const session = { accessToken: pair.access_token, user: pair.user };
     this.setSession(session);
     return session;
   }
@@ -238,6 +245,7 @@ export class ApiClient {
       method: "POST",
       json: { email, password },
       auth: false,
+      headers: REFRESH_COOKIE_HEADER,
     });
     return this.acceptTokens(pair);
   }
@@ -279,9 +287,10 @@ export class ApiClient {
             this.adopt(stored);
             return true;
           }
+          // The refresh token travels as its cookie, which the browser adds itself.
           const response = await this.send(
             "/api/v1/auth/refresh",
-            { method: "POST", json: { refresh_token: stored.refreshToken } },
+            { method: "POST", json: {}, headers: REFRESH_COOKIE_HEADER },
             false,
           );
           if (!response.ok) return false;

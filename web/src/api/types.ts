@@ -10,7 +10,8 @@ export interface User {
 
 export interface TokenPair {
   access_token: string;
-  refresh_token: string;
+  /** null for the web client: its refresh token is an HttpOnly cookie. */
+  refresh_token: string | null;
   token_type: string;
   expires_in: number;
   user: User;

@@ -31,7 +31,6 @@ describe("OAuthFinish", () => {
     const store = memoryStore();
     const hash = new URLSearchParams({
       access_token: "a",
-      refresh_token: "r",
       user: JSON.stringify(SESSION.user),
     }).toString();
     renderAt(hash, new ApiClient(store, mockFetch({})));

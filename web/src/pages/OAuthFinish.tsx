@@ -6,8 +6,9 @@ import { Spinner } from "../components/ui";
 
 const UNFINISHED = "The sign-in did not finish. Please start again.";
 
-/** Where the gateway sends the browser after a provider sign-in: the tokens (or the error)
- * arrive in the URL fragment, which never reaches a server. */
+/** Where the gateway sends the browser after a provider sign-in: the access token and user
+ * (or the error) arrive in the URL fragment, which never reaches a server; the refresh token
+ * came as an HttpOnly cookie. */
 export function OAuthFinish() {
   const { client } = useAuth();
   const navigate = useNavigate();
@@ -19,14 +20,13 @@ export function OAuthFinish() {
     const backToSignIn = (error: string) => navigate("/signin", { replace: true, state: { error } });
     const error = params.get("error");
     const access = params.get("access_token");
-    const refresh = params.get("refresh_token");
     const user = params.get("user");
-    if (error || !access || !refresh || !user) {
+    if (error || !access || !user) {
       void backToSignIn(error ?? UNFINISHED);
       return;
     }
     try {
-      client.acceptTokens({ access_token: access, refresh_token: refresh, user: JSON.parse(user) as User });
+      client.acceptTokens({ access_token: access, user: JSON.parse(user) as User });
     } catch {
       void backToSignIn(UNFINISHED);
       return;

@@ -44,7 +44,7 @@ describe("SignIn", () => {
       },
       "POST /api/v1/auth/login": () => {
         calls.push("login");
-        return json({ access_token: "a", refresh_token: "r", expires_in: 900, user: SESSION.user });
+        return json({ access_token: "a", refresh_token: null, expires_in: 900, user: SESSION.user });
       },
     });
     const store = memoryStore();
@@ -65,7 +65,7 @@ describe("SignIn", () => {
         expect(body).toEqual({ email: "owner@example.com", password: "a long passphrase here", setup_code: "one-time" });
         return json({ ...SESSION.user, role: "admin" }, 201);
       },
-      "POST /api/v1/auth/login": json({ access_token: "a", refresh_token: "r", expires_in: 900, user: SESSION.user }),
+      "POST /api/v1/auth/login": json({ access_token: "a", refresh_token: null, expires_in: 900, user: SESSION.user }),
     });
     renderSignIn(new ApiClient(memoryStore(), fetch), "/signin#setup=one-time");
     // The link opens the registration form, saying what this account will be.

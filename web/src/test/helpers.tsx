@@ -41,7 +41,6 @@ export function memoryStore(initial: Session | null = null): SessionStore {
 
 export const SESSION: Session = {
   accessToken: "access-1",
-  refreshToken: "flr_refresh-1",
   user: { id: "u1", email: "ada@example.com", role: "member", disabled: false, created_at: null },
 };
 
