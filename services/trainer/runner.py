@@ -50,6 +50,7 @@ from services.trainer.providers.base import (
     ComputeProvider,
     ComputeRun,
 )
+from services.trainer.result_uploads import UploadForm, upload_form
 from services.trainer.settings import TrainerSettings
 
 log = get_logger(__name__)
@@ -178,13 +179,22 @@ class JobRunner:
         if job.provider == "local":
             ensure_hf_model(self.settings.models_dir, progress=progress)
 
-    def _url(self, method: str, key: str) -> str:
+    def _download_url(self, key: str) -> str:
         return str(
             self.s3.generate_presigned_url(
-                method,
+                "get_object",
                 Params={"Bucket": self.settings.s3_bucket, "Key": key},
                 ExpiresIn=URL_SECONDS,
             )
+        )
+
+    def _upload_form(self, key: str) -> UploadForm:
+        return upload_form(
+            self.s3,
+            self.settings.s3_bucket,
+            key,
+            max_bytes=self.settings.trainer_result_max_bytes,
+            seconds=URL_SECONDS,
         )
 
     def _manifest(self, job: TrainingJob) -> dict[str, Any]:
@@ -192,8 +202,8 @@ class JobRunner:
         downloads = {}
         if not job.hub_dataset:  # a hub dataset is loaded by axolotl on the node
             downloads = {
-                "data/train.jsonl": self._url("get_object", prefix + "data/train.jsonl"),
-                "data/eval.jsonl": self._url("get_object", prefix + "data/eval.jsonl"),
+                "data/train.jsonl": self._download_url(prefix + "data/train.jsonl"),
+                "data/eval.jsonl": self._download_url(prefix + "data/eval.jsonl"),
             }
         manifest: dict[str, Any] = {
             "job_id": job.id,
@@ -207,10 +217,10 @@ class JobRunner:
             "adapter": job.method != "full",
             "downloads": downloads,
             "uploads": {
-                "checkpoint": self._url("put_object", prefix + "checkpoint.tar.gz"),
-                "adapter": self._url("put_object", prefix + "artefacts/adapter.tar.gz"),
-                "merged": self._url("put_object", prefix + "artefacts/merged.tar.gz"),
-                "wandb": self._url("put_object", prefix + "artefacts/wandb.tar.gz"),
+                "checkpoint": self._upload_form(prefix + "checkpoint.tar.gz"),
+                "adapter": self._upload_form(prefix + "artefacts/adapter.tar.gz"),
+                "merged": self._upload_form(prefix + "artefacts/merged.tar.gz"),
+                "wandb": self._upload_form(prefix + "artefacts/wandb.tar.gz"),
             },
             "evaluation": self._evaluation(job),
         }
@@ -226,7 +236,7 @@ class JobRunner:
         if "deepspeed:" in job.config_yaml:
             manifest["deepspeed_json"] = json.dumps(deepspeed_zero3())
         if job.last_checkpoint_step:
-            downloads["checkpoint.tar.gz"] = self._url("get_object", prefix + "checkpoint.tar.gz")
+            downloads["checkpoint.tar.gz"] = self._download_url(prefix + "checkpoint.tar.gz")
             manifest["checkpoint_name"] = f"checkpoint-{job.last_checkpoint_step}"
         return manifest
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from services.common.cloud.accounts import CloudEndpointSettings
 from services.common.settings import BaseServiceSettings
+from services.trainer.result_uploads import S3_SINGLE_UPLOAD_MAX_BYTES
 
 
 class TrainerSettings(BaseServiceSettings, CloudEndpointSettings):
@@ -16,6 +17,12 @@ class TrainerSettings(BaseServiceSettings, CloudEndpointSettings):
     trainer_models_dir: Path | None = None
     # Datasets are inspected this many at a time, beside the gRPC API.
     inspection_workers: int = Field(1, ge=1, le=8)
+    # The largest checkpoint or artefact archive a training machine may store: its upload
+    # form says so and the object store enforces it (services/trainer/result_uploads.py).
+    # At most S3's 5 GiB for one upload.
+    trainer_result_max_bytes: int = Field(
+        S3_SINGLE_UPLOAD_MAX_BYTES, ge=1024, le=S3_SINGLE_UPLOAD_MAX_BYTES
+    )
     # Each inspection runs in a child process, stopped past this memory (resident) or time:
     # the dataset then ends `failed` saying so (a small Parquet file can expand a thousandfold).
     inspection_max_memory_mb: int = Field(2048, ge=256)

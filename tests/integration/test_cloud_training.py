@@ -299,6 +299,10 @@ def test_an_aws_job_runs_its_startup_script_and_its_instance_is_terminated(
     key = f"{user.id}/jobs/{created['id']}/node/manifest.json"
     bucket = stack.platform.env.get("S3_BUCKET", "forgeline")
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    # Its results go up through forms the store holds to a size (test_result_uploads.py).
+    for form in manifest["uploads"].values():
+        policy = json.loads(base64.b64decode(form["fields"]["policy"]))
+        assert ["content-length-range", 1, form["max_bytes"]] in policy["conditions"]
     config = yaml.safe_load(manifest["config_yaml"]) | axolotl_config.device_settings("cpu")
     manifest["config_yaml"] = yaml.safe_dump(config)
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
