@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from services.common.timestamps import utcnow
 
@@ -113,3 +113,7 @@ class SetupCode(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     used_at: datetime | None = None
     used_by: str | None = Field(default=None, max_length=32)
+
+
+# Encrypted with the platform key: re-encrypted by services/supervisor/rotate_secrets.py.
+ENCRYPTED_COLUMNS = (col(OAuthState.code_verifier_encrypted),)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from services.common.timestamps import utcnow
 from services.deployer.states import PENDING
@@ -130,3 +130,7 @@ class ChatMessage(SQLModel, table=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# Encrypted with the platform key: re-encrypted by services/supervisor/rotate_secrets.py.
+ENCRYPTED_COLUMNS = (col(Deployment.api_key_encrypted),)

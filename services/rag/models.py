@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from services.common.timestamps import utcnow
 
@@ -30,3 +30,7 @@ class KnowledgeBase(SQLModel, table=True):
     external_access_key_id: str | None = Field(default=None, max_length=256)
     external_secret_encrypted: str | None = Field(default=None, max_length=1024)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# Encrypted with the platform key: re-encrypted by services/supervisor/rotate_secrets.py.
+ENCRYPTED_COLUMNS = (col(KnowledgeBase.external_secret_encrypted),)

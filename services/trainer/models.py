@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from services.common.timestamps import utcnow
 
@@ -186,3 +186,7 @@ class Credential(SQLModel, table=True):
     secret_encrypted: str = Field(sa_type=Text)
     checked_at: datetime = Field(default_factory=utcnow)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# Encrypted with the platform key: re-encrypted by services/supervisor/rotate_secrets.py.
+ENCRYPTED_COLUMNS = (col(Credential.secret_encrypted),)
