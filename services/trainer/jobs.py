@@ -329,6 +329,18 @@ def set_state(
     return job
 
 
+# A job whose workers stopped this many times while running it, with no new checkpoint in
+# between, ends failed instead of being taken over again: what it does (a dataset staged in
+# the worker, say) may be what stops them, and each takeover would stop the next worker too,
+# until the supervisor gives up on the platform.
+WORKER_STOPS_ALLOWED = 3
+
+
+def kept_stopping(job: TrainingJob) -> bool:
+    """Whether the claim just taken follows too many worker stops without progress."""
+    return job.attempts - 1 >= WORKER_STOPS_ALLOWED
+
+
 def claim(engine: Engine, job_id: str, worker: str, lease_seconds: int) -> TrainingJob | None:
     """Take the job's lease, or None when another live worker holds it or it has ended."""
     now = utcnow()
@@ -446,7 +458,8 @@ def report(
         elif kind == "eval":
             changes["last_eval_loss"] = _number(data.get("eval_loss"))
         elif kind == "checkpoint":
-            changes["last_checkpoint_step"] = int(data.get("step") or 0)
+            # Progress: worker stops before this one no longer count (kept_stopping).
+            changes |= {"last_checkpoint_step": int(data.get("step") or 0), "attempts": 1}
         elif kind == "evaluation":
             changes["evaluation"] = data
         elif kind == "error":

@@ -127,6 +127,8 @@ class TrainingJob(SQLModel, table=True):
     # The worker running the job renews this; a job whose lease ran out is picked up again.
     lease_owner: str = Field(default="", max_length=200)
     lease_until: datetime | None = None
+    # Claims by a worker since the last checkpoint: each claim after the first means a
+    # worker stopped while running the job (services/trainer/jobs.py: kept_stopping).
     attempts: int = 0
     last_checkpoint_step: int = 0
     # Cloud runs: the stored credential used, the machine type, when the instance was

@@ -85,6 +85,8 @@ class JobRunner:
         if job.cancel_requested:
             jobs.set_state(self.engine, self.events, job_id, CANCELLED)
             return CANCELLED
+        if jobs.kept_stopping(job):
+            return self._give_up(job)
         run: ComputeRun | None = None
         provider: ComputeProvider | None = None
         try:
@@ -128,6 +130,30 @@ class JobRunner:
         finally:
             if run is not None and provider is not None:
                 provider.stop(run)
+
+    def _give_up(self, job: TrainingJob) -> str:
+        """End a job whose workers kept stopping while they ran it (jobs.kept_stopping)."""
+        log.error("a job stopped its workers again and again; not taking it over",
+                  job_id=job.id, worker_stops=job.attempts - 1)  # fmt: skip
+        if job.compute_ref:  # what the last worker left running
+            try:
+                self.providers(job).stop_ref(job.id, job.compute_ref)
+            except ForgelineError as error:  # a cloud machine: the reaper ends it later
+                log.warning("could not stop a given-up job's machine", code=error.code)
+        jobs.set_state(
+            self.engine,
+            self.events,
+            job.id,
+            JOB_FAILED,
+            failure_code="worker_kept_stopping",
+            failure_reason=(
+                f"The training worker stopped {job.attempts - 1} times while running this "
+                "job, with no new checkpoint in between, so it is not tried again: something "
+                "in it may be what stops the worker (for example running out of memory). "
+                "The platform's logs say more; you can start the job again."
+            ),
+        )
+        return JOB_FAILED
 
     # --- stages ----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -47,3 +48,47 @@ def test_nothing_to_look_again_for_when_no_lease_is_held() -> None:
         db.add(job("ended", "failed", 30))
         db.commit()
     assert jobs.last_lease_end(engine) is None
+
+
+class RecordedEvents:
+    """Where jobs.report sends what it records (a Redis stream in the services)."""
+
+    def __init__(self) -> None:
+        self.appended: list[tuple[str, str, dict[str, object]]] = []
+
+    def append(self, job_id: str, type_: str, data: dict[str, object]) -> str:
+        self.appended.append((job_id, type_, data))
+        return str(len(self.appended))
+
+
+def _take_over(engine: Engine, worker: str) -> TrainingJob:
+    """The job's lease runs out (its worker stopped), and `worker` claims it."""
+    with Session(engine) as db:
+        row = db.get(TrainingJob, "j1")
+        assert row is not None
+        row.lease_until = utcnow() - timedelta(seconds=1)
+        db.add(row)
+        db.commit()
+    claimed = jobs.claim(engine, "j1", worker, lease_seconds=60)
+    assert claimed is not None
+    return claimed
+
+
+def test_a_job_whose_workers_keep_stopping_without_progress_is_given_up() -> None:
+    engine = create_engine("sqlite://", poolclass=StaticPool)
+    SQLModel.metadata.create_all(engine)
+    token, token_hash = jobs.new_callback_token()
+    with Session(engine) as db:
+        db.add(job("j1", "queued", None))
+        db.commit()
+    first = jobs.claim(engine, "j1", "host:1", lease_seconds=60)
+    assert first is not None and not jobs.kept_stopping(first)
+    assert jobs.claim(engine, "j1", "host:9", lease_seconds=60) is None  # held: no count
+    assert not jobs.kept_stopping(_take_over(engine, "host:2"))  # stopped once
+    jobs.update(engine, "j1", state="training", callback_token_hash=token_hash)
+    # A checkpoint is progress: the stops before it no longer count.
+    events = RecordedEvents()
+    jobs.report(engine, events, "j1", token, [{"type": "checkpoint", "data": {"step": 2}}])  # type: ignore[arg-type]
+    assert not jobs.kept_stopping(_take_over(engine, "host:3"))
+    assert not jobs.kept_stopping(_take_over(engine, "host:4"))
+    assert jobs.kept_stopping(_take_over(engine, "host:5"))  # 3 stops since the checkpoint
