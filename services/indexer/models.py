@@ -44,4 +44,7 @@ class Document(SQLModel, table=True):
     failure_reason: str | None = Field(default=None, max_length=1024)
     chunks: int = 0
     pages: int = 0
+    # Reads of this version a worker started and never finished (it died reading it):
+    # past READINGS_ALLOWED the document fails instead of stopping the next worker too.
+    reading_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     updated_at: datetime = Field(default_factory=utcnow)

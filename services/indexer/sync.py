@@ -46,6 +46,10 @@ log = get_logger(__name__)
 # The failure codes of an attached bucket whose credentials or bucket no longer work;
 # retrying will not help, the user must fix the attachment.
 ACCESS_FAILURES = frozenset({"bucket_access_denied", "bucket_not_found"})
+# A file whose reading stopped this many workers is not read again (until a new version):
+# each worker that starts re-queues pending documents, so it would stop every next one too,
+# until the supervisor gives up on the platform.
+READINGS_ALLOWED = 3
 
 
 class AttachedBucketError(Exception):
@@ -200,8 +204,16 @@ class Syncer:
         row = self._row(ref)
         if row.state == INDEXED and row.indexed_etag == etag:
             return row
+        # A new version starts with no unfinished reads.
+        fresh = {"reading_attempts": 0} if row.etag != etag else {}
         self._update(
-            row.id, etag=etag, size=size, state=PENDING, failure_code=None, failure_reason=None
+            row.id,
+            etag=etag,
+            size=size,
+            state=PENDING,
+            failure_code=None,
+            failure_reason=None,
+            **fresh,
         )
         return self._row(ref)
 
@@ -236,7 +248,45 @@ class Syncer:
         same_settings = row.indexed_signature == kb.signature
         if row.state == INDEXED and row.indexed_etag == etag and same_settings:
             return SyncResult("unchanged", etag, row.chunks)
-        self._update(row.id, etag=etag, size=size, state=PENDING)
+        unfinished = row.reading_attempts if row.etag == etag else 0
+        if unfinished >= READINGS_ALLOWED:
+            return self._give_up(ref, row, etag, unfinished)
+        # Counted before the read and cleared after it: only a worker that dies reading
+        # this file (out of memory, say) leaves the count up.
+        self._update(row.id, etag=etag, size=size, state=PENDING, reading_attempts=unfinished + 1)
+        try:
+            return self._read_and_index(ref, kb, row, client, etag, size, same_settings)
+        finally:
+            self._update(row.id, reading_attempts=0)
+
+    def _give_up(self, ref: ObjectRef, row: Document, etag: str, unfinished: int) -> SyncResult:
+        self.remove_chunks_everywhere(ref.kb_id, ref.key)
+        self._update(
+            row.id,
+            state=FAILED,
+            indexed_etag="",
+            indexed_signature="",
+            chunks=0,
+            failure_code="indexing_stopped_worker",
+            failure_reason=(
+                f"Reading this file stopped the indexing worker {unfinished} times, so it is "
+                "not indexed. Upload a new version to try again."
+            ),
+        )
+        log.error("a document stopped its workers again and again; not reading it again",
+                  kb_id=ref.kb_id, key=ref.key)  # fmt: skip
+        return SyncResult("failed", etag)
+
+    def _read_and_index(
+        self,
+        ref: ObjectRef,
+        kb: KnowledgeBaseSource,
+        row: Document,
+        client: Any,
+        etag: str,
+        size: int,
+        same_settings: bool,
+    ) -> SyncResult:
         try:
             if size > self.max_document_bytes:
                 raise ExtractionError(
