@@ -40,6 +40,12 @@ EVENT_PREFIX = "FORGELINE_EVENT "
 HERE = Path(__file__).resolve().parent
 FLUSH_SECONDS = 1.0
 LOG_TAIL = 200
+# The platform takes at most 5000 events a call (services/gateway/training_schemas.py).
+MAX_BATCH = 1000
+# Kept while the platform does not answer; past this the oldest log lines go first.
+MAX_PENDING = 20_000
+# The last flush (done, cancelled, error: what the platform waits for) tries for minutes.
+FINAL_ATTEMPTS = 30
 
 
 class Cancelled(Exception):
@@ -73,12 +79,27 @@ class Reporter:
         if type_ != "log" or time.monotonic() - self.last_flush > FLUSH_SECONDS:
             self.flush()
 
-    def flush(self) -> None:
-        with self.lock:
-            batch, self.pending = self.pending, []
+    def flush(self, attempts: int = 5) -> bool:
+        """Send what is pending, in batches the platform accepts. True when all went; if the
+        platform does not answer, the events are kept for the next flush, not dropped."""
         self.last_flush = time.monotonic()
+        while True:
+            with self.lock:
+                batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+            if not batch:
+                return True
+            if not self._send(batch, attempts):
+                with self.lock:
+                    self.pending = _bounded(batch + self.pending)
+                    kept = len(self.pending)
+                sys.stderr.write(
+                    f"[bootstrap] the platform did not answer; {kept} events kept for later\n"
+                )
+                return False
+
+    def _send(self, batch: list[dict[str, Any]], attempts: int) -> bool:
         body = json.dumps({"events": batch}).encode()
-        for attempt in range(5):
+        for attempt in range(attempts):
             try:
                 request = urllib.request.Request(  # noqa: S310 (_open checks it)
                     self.url,
@@ -93,10 +114,30 @@ class Reporter:
                     answer = json.loads(response.read() or b"{}")
                 if answer.get("cancel"):
                     self.cancel.set()
-                return
-            except Exception as error:  # the platform restarting: retry, then give up quietly
+                return True
+            except Exception as error:  # the platform restarting: retry
                 sys.stderr.write(f"[bootstrap] callback failed ({error}); retrying\n")
-                time.sleep(min(2**attempt, 10))
+                time.sleep(_backoff(attempt))
+        return False
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(2**attempt, 10))
+
+
+def _bounded(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most MAX_PENDING events, dropping the oldest log lines (never states, progress,
+    checkpoints or results, which the platform acts on)."""
+    excess = len(pending) - MAX_PENDING
+    if excess <= 0:
+        return pending
+    kept = []
+    for event in pending:
+        if excess > 0 and event["type"] == "log":
+            excess -= 1
+            continue
+        kept.append(event)
+    return kept
 
 
 def download(url: str, target: Path) -> None:
@@ -327,15 +368,15 @@ def run(manifest: dict[str, Any], workdir: Path) -> int:
             upload(uploads["wandb"], tar_folder(runs, workdir / "wandb.tar.gz"))
         reporter.event("artefacts", **sizes)
         reporter.event("done")
-        reporter.flush()
+        reporter.flush(attempts=FINAL_ATTEMPTS)
         return 0
     except Cancelled:
         reporter.event("cancelled")
-        reporter.flush()
+        reporter.flush(attempts=FINAL_ATTEMPTS)
         return 3
     except Exception as error:
         reporter.event("error", message=str(error)[-4000:])
-        reporter.flush()
+        reporter.flush(attempts=FINAL_ATTEMPTS)
         return 1
 
 
