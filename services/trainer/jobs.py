@@ -390,6 +390,20 @@ def orphaned(engine: Engine) -> list[str]:
     return list(rows)
 
 
+def queued_without_task(engine: Engine, waiting: Iterable[str]) -> list[str]:
+    """Queued jobs that no run_job message in the broker is for (`waiting`): their task was
+    lost with the broker's data (Redis restarted without persistence). Sending one again is
+    safe: a second task for the same job finds it claimed or ended and skips it."""
+    waiting = set(waiting)
+    with session_scope(engine) as db:
+        rows = db.exec(
+            select(TrainingJob.id).where(
+                TrainingJob.state == QUEUED, col(TrainingJob.lease_until).is_(None)
+            )
+        ).all()
+    return [job_id for job_id in rows if job_id not in waiting]
+
+
 def last_lease_end(engine: Engine) -> datetime | None:
     """When the last lease still held on a job not ended runs out: by then every worker that
     had stopped before now has left its jobs orphaned."""

@@ -18,7 +18,7 @@ from celery.signals import worker_process_init, worker_ready
 from services.common.db import create_db_engine
 from services.common.job_events import JobEventWriter
 from services.common.logging import get_logger, setup_logging
-from services.common.queue import TRAINING_QUEUE, make_celery
+from services.common.queue import TRAINING_QUEUE, make_celery, pending_task_args
 from services.common.storage import s3_client
 from services.common.telemetry import setup_telemetry
 from services.common.timestamps import as_utc, utcnow
@@ -35,6 +35,11 @@ app = make_celery("trainer", settings)
 app.conf.task_default_queue = TRAINING_QUEUE
 app.conf.task_routes = {"trainer.*": {"queue": TRAINING_QUEUE}}
 log = get_logger(__name__)
+
+
+@cache
+def broker() -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url)
 
 
 @cache
@@ -78,6 +83,11 @@ def resume_orphans(look_again: bool = False) -> int:
     for job_id in orphans:
         log.info("resuming a job whose worker stopped", job_id=job_id)
         run_job.apply_async((job_id,))
+    waiting = pending_task_args(broker(), TRAINING_QUEUE, RUN_JOB)
+    lost = jobs.queued_without_task(engine, (str(args[0]) for args in waiting if args))
+    for job_id in lost:
+        log.warning("queueing again a job whose task the broker lost", job_id=job_id)
+        run_job.apply_async((job_id,))
     if look_again:
         # A worker that crashed just before this one started still holds its jobs' leases,
         # which run out within the lease time: look once more when the last of them has,
@@ -86,4 +96,4 @@ def resume_orphans(look_again: bool = False) -> int:
         if end is not None:
             wait = (as_utc(end) - utcnow()).total_seconds() + 1
             app.send_task(RESUME_ORPHANS, queue=TRAINING_QUEUE, countdown=max(wait, 0))
-    return len(orphans)
+    return len(orphans) + len(lost)
