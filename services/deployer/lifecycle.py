@@ -20,6 +20,7 @@ from services.deployer.models import Deployment
 from services.deployer.states import (
     FAILED,
     LIVE,
+    PENDING,
     READY,
     STARTING,
     STOPPED,
@@ -190,7 +191,7 @@ def watched(engine: Engine) -> list[Deployment]:
     like the trainer's reaper, not a request on anyone's behalf."""
     with session_scope(engine) as db:
         statement = select(Deployment).where(
-            Deployment.state.in_([READY, STARTING, STOPPING])  # type: ignore[attr-defined]
+            Deployment.state.in_([PENDING, READY, STARTING, STOPPING])  # type: ignore[attr-defined]
         )
         return list(db.exec(statement).all())
 

@@ -24,7 +24,7 @@ from services.deployer.cloud import Accounts, split_ref
 from services.deployer.local import healthy
 from services.deployer.models import Deployment
 from services.deployer.settings import DeployerSettings
-from services.deployer.states import READY, STARTING, STOPPING, is_idle, minutes_text
+from services.deployer.states import PENDING, READY, STARTING, STOPPING, is_idle, minutes_text
 
 log = get_logger(__name__)
 # A start or stop whose row has not moved for this long lost its worker.
@@ -41,6 +41,7 @@ class HealthMonitor:
         enqueue_stop: Callable[[str], None],
         probe: Callable[[str, int], bool] = healthy,
         accounts: Accounts | None = None,
+        pending_starts: Callable[[], set[tuple[str, int]]] | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -48,6 +49,8 @@ class HealthMonitor:
         self.enqueue_stop = enqueue_stop
         self.probe = probe
         self.accounts = accounts  # cloud targets; None: cloud deployments are not watched
+        # The (deployment, attempt) of every start task the broker holds; None: not checked.
+        self.pending_starts = pending_starts
         # Failed health checks in a row, per deployment and attempt.
         self.failures: dict[tuple[str, int], int] = {}
 
@@ -61,9 +64,13 @@ class HealthMonitor:
     def check_once(self) -> None:
         rows = lifecycle.watched(self.engine)
         seen = set()
+        waiting_long = []
         for row in rows:
             seen.add((row.id, row.attempt))
-            if row.state == READY:
+            if row.state == PENDING:
+                if lifecycle.stale(row, LOST_GRACE_SECONDS):
+                    waiting_long.append(row)
+            elif row.state == READY:
                 if not (row.is_cloud and self._stopped_idle(row)):
                     self._check_ready(row)
             elif row.state == STARTING:
@@ -75,6 +82,19 @@ class HealthMonitor:
                 lifecycle.update(self.engine, row.id, row.attempt)  # touch: retry once a grace
                 self.enqueue_stop(row.id)
         self.failures = {k: v for k, v in self.failures.items() if k in seen}
+        if waiting_long and self.pending_starts is not None:
+            self._start_lost(waiting_long, self.pending_starts())
+
+    def _start_lost(self, rows: list[Deployment], waiting: set[tuple[str, int]]) -> None:
+        """Queue again the start of a pending deployment the broker no longer holds (Redis
+        restarted without its data). Only then: a second start of one attempt would start a
+        second server, so one still waiting behind other starts is left alone."""
+        for row in rows:
+            if (row.id, row.attempt) in waiting:
+                continue
+            log.warning("queueing again a start the broker lost", deployment_id=row.id)
+            lifecycle.update(self.engine, row.id, row.attempt)  # touch: not again before a grace
+            self.enqueue_start(row.id, row.attempt)
 
     def _check_ready(self, row: Deployment) -> None:
         key = (row.id, row.attempt)

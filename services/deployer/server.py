@@ -18,6 +18,7 @@ from services.common.channels import AUTH_REVOCATIONS
 from services.common.db import create_db_engine, run_migrations, session_scope
 from services.common.grpc_server import build_server, serve_until_signalled
 from services.common.logging import get_logger, setup_logging
+from services.common.queue import DEPLOY_QUEUE, pending_task_args
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
 from services.deployer import lifecycle, reaper
 from services.deployer.catalogue import TrainerCatalogue
@@ -27,7 +28,7 @@ from services.deployer.monitor import HealthMonitor
 from services.deployer.servicer import DeployerServicer
 from services.deployer.settings import DeployerSettings
 from services.deployer.states import LIVE, STOPPED_USER_DISABLED
-from services.deployer.tasks import enqueue_start, enqueue_stop
+from services.deployer.tasks import START_DEPLOYMENT, enqueue_start, enqueue_stop
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_deployer"
@@ -89,9 +90,15 @@ def main() -> None:
         enqueue_stop=enqueue_stop,
     )
     stopping = threading.Event()
+    broker = redis.Redis.from_url(settings.redis_url)
+
+    def pending_starts() -> set[tuple[str, int]]:
+        args = pending_task_args(broker, DEPLOY_QUEUE, START_DEPLOYMENT)
+        return {(str(a[0]), int(a[1])) for a in args if len(a) == 2}
+
     monitor = HealthMonitor(
         engine, settings, enqueue_start=enqueue_start, enqueue_stop=enqueue_stop,
-        accounts=Accounts(settings, trainer),
+        accounts=Accounts(settings, trainer), pending_starts=pending_starts,
     )  # fmt: skip
     threading.Thread(target=monitor.run, args=(stopping,), name="health", daemon=True).start()
     threading.Thread(

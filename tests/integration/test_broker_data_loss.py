@@ -12,8 +12,9 @@ import redis
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
-from services.common.queue import TRAINING_QUEUE, make_celery, pending_task_args
+from services.common.queue import DEPLOY_QUEUE, TRAINING_QUEUE, make_celery, pending_task_args
 from services.common.settings import BaseServiceSettings
+from services.deployer.tasks import START_DEPLOYMENT
 from services.trainer import jobs
 from services.trainer.tasks import RUN_JOB
 from tests.servers.valkey import run_valkey
@@ -51,3 +52,7 @@ def test_a_queued_job_whose_task_the_broker_lost_is_found_again(tmp_path: Path) 
             waiting = pending_task_args(broker, TRAINING_QUEUE, RUN_JOB)
             assert sorted(args[0] for args in waiting) == ["delivered", "urgent", "waiting"]
             assert jobs.queued_without_task(engine, (a[0] for a in waiting)) == ["lost"]
+            # The deployer's sweep reads its own queue the same way (services/deployer/monitor.py).
+            app.send_task(START_DEPLOYMENT, args=["d1", 3], queue=DEPLOY_QUEUE)
+            assert pending_task_args(broker, DEPLOY_QUEUE, START_DEPLOYMENT) == [["d1", 3]]
+            assert pending_task_args(broker, DEPLOY_QUEUE, RUN_JOB) == []

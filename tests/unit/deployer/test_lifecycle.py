@@ -206,3 +206,34 @@ def test_create_names_limits_and_refuses(engine: Engine, settings: DeployerSetti
         create(base_model="smollm2-135m-instruct")
     assert limit.value.code == "too_many_deployments"
     assert len(calls.starts) == 3
+
+
+def test_a_pending_start_the_broker_lost_is_queued_again_once(
+    engine: Engine, settings: DeployerSettings
+) -> None:
+    """Redis restarted without its data: a deployment left pending with no start task in
+    the broker is started again; one whose start still waits behind others is not (a second
+    start of one attempt would start a second server)."""
+    long_ago = utcnow() - timedelta(minutes=10)
+    lost = deployment(engine, state="pending", attempt=2)
+    queued = deployment(engine, state="pending", name="queued")
+    fresh = deployment(engine, state="pending", name="fresh")
+    with session_scope(engine) as db:
+        for row in (lost, queued):
+            stored = db.get(Deployment, row.id)
+            assert stored is not None
+            stored.updated_at = long_ago
+            db.add(stored)
+    calls = Recorder()
+    monitor = HealthMonitor(
+        engine,
+        settings,
+        enqueue_start=lambda i, a: calls.starts.append((i, a)),
+        enqueue_stop=calls.stops.append,
+        pending_starts=lambda: {(queued.id, 0), (lost.id, 1)},  # an older attempt's task
+    )
+    monitor.check_once()
+    assert calls.starts == [(lost.id, 2)]  # not the one waiting, not the one just created
+    monitor.check_once()
+    assert calls.starts == [(lost.id, 2)]  # touched: not again before a grace
+    assert fresh.id not in {i for i, _ in calls.starts}
