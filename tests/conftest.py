@@ -1,4 +1,4 @@
-"""The whole suite's order and its time summary.
+"""The whole suite's order, its time summary, and the fixtures every folder shares.
 
 Order, for early failure: `unit` (pure logic, seconds), then `integration`, then `e2e`.
 Inside `integration`, the PostgreSQL run (only the tests marked `both_databases`) comes
@@ -10,12 +10,16 @@ module-scoped fixture (one vLLM server, one pair of trained versions) is set up 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import time
 from collections import defaultdict
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+from services.trainer.providers.node_script import ENGINE_DIR
 
 # Nothing in the test session may reach a model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -97,3 +101,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
     wall = time.monotonic() - _clock.started
     terminalreporter.write_line(f"{'all':<12} {wall / 60:6.1f} min  ({wall:7.0f} s wall clock)")
+
+
+@pytest.fixture
+def node_bootstrap(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The training machine's script as a node runs it: beside post_training.py, stdlib only."""
+    monkeypatch.syspath_prepend(str(ENGINE_DIR))
+    return importlib.import_module("node_bootstrap")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from services.common.bundled_model import MODEL_ID
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 
 def _cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")

@@ -251,15 +251,32 @@ class Syncer:
         unfinished = row.reading_attempts if row.etag == etag else 0
         if unfinished >= READINGS_ALLOWED:
             return self._give_up(ref, row, etag, unfinished)
-        # Counted before the read and cleared after it: only a worker that dies reading
-        # this file (out of memory, say) leaves the count up.
+        # Counted before the read and cleared with its outcome: only a worker that dies
+        # reading this file (out of memory, say) leaves the count up.
         self._update(row.id, etag=etag, size=size, state=PENDING, reading_attempts=unfinished + 1)
         try:
             return self._read_and_index(ref, kb, row, client, etag, size, same_settings)
-        finally:
-            self._update(row.id, reading_attempts=0)
+        except BaseException:
+            self._update(row.id, reading_attempts=0)  # a failure, not a death: read it again
+            raise
 
     def _give_up(self, ref: ObjectRef, row: Document, etag: str, unfinished: int) -> SyncResult:
+        log.error("a document stopped its workers again and again; not reading it again",
+                  kb_id=ref.kb_id, key=ref.key)  # fmt: skip
+        # The count stays: the next sync of this version gives up too.
+        return self._fail(
+            ref,
+            row,
+            etag,
+            "indexing_stopped_worker",
+            f"Reading this file stopped the indexing worker {unfinished} times, so it is "
+            "not indexed. Upload a new version to try again.",
+        )
+
+    def _fail(
+        self, ref: ObjectRef, row: Document, etag: str, code: str, reason: str, **values: Any
+    ) -> SyncResult:
+        """The document ends failed with the reason, and none of its chunks stay."""
         self.remove_chunks_everywhere(ref.kb_id, ref.key)
         self._update(
             row.id,
@@ -267,14 +284,10 @@ class Syncer:
             indexed_etag="",
             indexed_signature="",
             chunks=0,
-            failure_code="indexing_stopped_worker",
-            failure_reason=(
-                f"Reading this file stopped the indexing worker {unfinished} times, so it is "
-                "not indexed. Upload a new version to try again."
-            ),
+            failure_code=code,
+            failure_reason=reason,
+            **values,
         )
-        log.error("a document stopped its workers again and again; not reading it again",
-                  kb_id=ref.kb_id, key=ref.key)  # fmt: skip
         return SyncResult("failed", etag)
 
     def _read_and_index(
@@ -297,18 +310,8 @@ class Syncer:
             body = self._get_checked(ref, kb, client)
             document = extract(ref.name, body, max_bytes=self.max_document_bytes)
         except ExtractionError as failure:
-            self.remove_chunks_everywhere(ref.kb_id, ref.key)
-            self._update(
-                row.id,
-                state=FAILED,
-                indexed_etag="",
-                indexed_signature="",
-                chunks=0,
-                failure_code=failure.code,
-                failure_reason=failure.reason,
-            )
             log.info("document failed", key=ref.key, code=failure.code)
-            return SyncResult("failed", etag)
+            return self._fail(ref, row, etag, failure.code, failure.reason, reading_attempts=0)
         if row.indexed_signature and not same_settings:
             # Chunks cut or embedded under other settings: none of them may stay.
             self.remove_chunks_everywhere(ref.kb_id, ref.key)
@@ -323,6 +326,7 @@ class Syncer:
             pages=len(document.pages),
             failure_code=None,
             failure_reason=None,
+            reading_attempts=0,
         )
         after = self._head_checked(ref, kb, client)
         return SyncResult(

@@ -17,8 +17,8 @@ from services.common.settings import BaseServiceSettings
 from services.deployer.tasks import START_DEPLOYMENT
 from services.trainer import jobs
 from services.trainer.tasks import RUN_JOB
+from tests.rows import training_job_row as job
 from tests.servers.valkey import run_valkey
-from tests.unit.trainer.test_leases import job
 
 
 def test_a_queued_job_whose_task_the_broker_lost_is_found_again(tmp_path: Path) -> None:

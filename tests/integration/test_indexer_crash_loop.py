@@ -19,8 +19,7 @@ from services.indexer.settings import IndexerSettings
 from services.indexer.sync import READINGS_ALLOWED
 from tests.integration.conftest import Stack
 from tests.integration.kb_helpers import platform_s3
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO_ROOT
 
 # One indexing worker's life: it syncs the document; with "die", reading the file kills the
 # process outright, as the kernel's OOM killer would (no exception, no cleanup).

@@ -4,7 +4,6 @@ nor write anywhere else (issue 14, resource exhaustion)."""
 
 from __future__ import annotations
 
-import importlib
 import secrets
 from pathlib import Path
 from types import ModuleType
@@ -12,17 +11,9 @@ from types import ModuleType
 import httpx
 import pytest
 
-from services.trainer.providers.node_script import ENGINE_DIR
 from services.trainer.result_uploads import upload_form
 from tests.integration.conftest import Stack
 from tests.integration.kb_helpers import platform_s3
-
-
-@pytest.fixture
-def node_bootstrap(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """The node's script as a node runs it: beside post_training.py, stdlib only."""
-    monkeypatch.syspath_prepend(str(ENGINE_DIR))
-    return importlib.import_module("node_bootstrap")
 
 
 def test_an_upload_form_holds_to_its_size_and_key(

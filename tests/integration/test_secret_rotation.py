@@ -26,8 +26,7 @@ from services.rag.server import VERSION_TABLE as RAG_VERSIONS
 from services.trainer.models import Credential
 from services.trainer.server import MIGRATIONS as TRAINER_MIGRATIONS
 from services.trainer.server import VERSION_TABLE as TRAINER_VERSIONS
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO_ROOT
 
 
 def _box(data_dir: Path, key: str, previous: str = "") -> SecretBox:

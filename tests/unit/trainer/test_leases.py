@@ -12,15 +12,7 @@ from sqlmodel import Session, SQLModel, create_engine
 from services.common.timestamps import as_utc, utcnow
 from services.trainer import jobs
 from services.trainer.models import TrainingJob
-
-
-def job(job_id: str, state: str, lease_in: float | None) -> TrainingJob:
-    lease = None if lease_in is None else utcnow() + timedelta(seconds=lease_in)
-    return TrainingJob(
-        id=job_id, owner_id="alice", name="j", base_model="m", dataset_id="d", stage="sft",
-        method="lora", provider="local", preset="quick", config_yaml="", state=state,
-        lease_owner="" if lease is None else "host:1", lease_until=lease,
-    )  # fmt: skip
+from tests.rows import training_job_row as job
 
 
 def test_run_out_leases_are_orphans_and_the_last_held_one_says_when_to_look_again() -> None:

@@ -4,7 +4,6 @@ batches the platform accepts. Against a real HTTP server on loopback."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import threading
 from collections.abc import Iterator
@@ -13,8 +12,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
-from services.trainer.providers.node_script import ENGINE_DIR
 
 
 class Platform:
@@ -55,12 +52,10 @@ def platform() -> Iterator[tuple[Platform, str]]:
 
 
 @pytest.fixture
-def node(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """The node's script as a node runs it: beside post_training.py, stdlib only."""
-    monkeypatch.syspath_prepend(str(ENGINE_DIR))
-    module = importlib.import_module("node_bootstrap")
-    monkeypatch.setattr(module, "_backoff", lambda attempt: 0.0)
-    return module
+def node(node_bootstrap: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """node_bootstrap (tests/conftest.py), retrying without waiting."""
+    monkeypatch.setattr(node_bootstrap, "_backoff", lambda attempt: 0.0)
+    return node_bootstrap
 
 
 def test_events_wait_while_the_platform_is_down_and_none_is_lost(
